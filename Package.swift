@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets in dependency order (see ../shared/spec/product.md, "Architecture"): lower targets never
+// import higher ones.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "SQAKDBench",
+    platforms: [.macOS(.v13)],
+    products: [.executable(name: "sqakd", targets: ["sqakd"])],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims for Debian's libraries.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
+
+        .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: optimize),
+        .target(name: "Tensors", dependencies: ["Kernels"], swiftSettings: optimize),
+        .target(name: "NN", dependencies: ["Tensors", "Kernels"], swiftSettings: optimize),
+        .target(name: "Models", dependencies: ["NN"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["NN", "Models", "Datasets"], swiftSettings: optimize),
+        .executableTarget(
+            name: "sqakd",
+            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimize),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"], resources: [.copy("Golden")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Golden")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN"], resources: [.copy("Golden")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+    ],
+    // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).
+    swiftLanguageModes: [.v5]
+)

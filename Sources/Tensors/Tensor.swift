@@ -1,0 +1,111 @@
+import Foundation
+import Kernels
+
+/// Memory layout of a tensor's elements.
+/// - `plain`: row-major in `shape` order (NCHW for 4-D).
+/// - `blocked(b)`: oneDNN's nChw{b}c for 4-D tensors with C divisible by b: element (n, c, h, w) lives at
+///   `((n·C/b + c/b)·H·W + h·W + w)·b + c%b`. Per-channel kernels see it as [N, C/b, H·W, b]; plain NCHW
+///   is the special case b = 1.
+public enum Layout: Equatable, Hashable, Sendable, CustomStringConvertible {
+    case plain
+    case blocked(Int)
+
+    /// Channel block: 1 for plain.
+    public var block: Int {
+        switch self {
+        case .plain: return 1
+        case .blocked(let b): return b
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .plain: return "plain"
+        case .blocked(let b): return "nChw\(b)c"
+        }
+    }
+}
+
+/// A dense float32 buffer with a logical shape (NCHW for images, [N, F] for features) and a layout.
+/// Reference semantics: layers hand tensors to each other without copying; `copy()` duplicates.
+/// Storage is 64-byte aligned for the SIMD kernels.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let layout: Layout
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+
+    /// A zero-filled tensor.
+    public init(shape: [Int], layout: Layout = .plain, zeroed: Bool = true) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        if case .blocked(let b) = layout {
+            precondition(shape.count == 4 && shape[1] % b == 0,
+                         "blocked layout nChw\(b)c needs a 4-D shape with C divisible by \(b), got \(shape)")
+        }
+        self.shape = shape
+        self.layout = layout
+        self.count = shape.reduce(1, *)
+        var raw: UnsafeMutableRawPointer? = nil
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("out of memory allocating \(shape)") }
+        self.data = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        if zeroed { data.initialize(repeating: 0, count: count) }
+    }
+
+    /// A plain tensor holding `values` (in row-major order of `shape`).
+    public convenience init(shape: [Int], values: [Float]) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        self.init(shape: shape, layout: .plain, zeroed: false)
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A tensor of the same shape and layout, zero-filled.
+    public static func zeros(like t: Tensor) -> Tensor { Tensor(shape: t.shape, layout: t.layout) }
+
+    deinit { free(data) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+
+    /// The elements in storage order.
+    public var array: [Float] { Array(buffer) }
+
+    /// The elements in plain row-major order, whatever the layout.
+    public var plainArray: [Float] { toLayout(.plain).array }
+
+    public func copy() -> Tensor {
+        let t = Tensor(shape: shape, layout: layout, zeroed: false)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    /// Same storage order, new logical shape (plain tensors only).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(layout == .plain && newShape.reduce(1, *) == count, "cannot reshape \(shape) \(layout) to \(newShape)")
+        let t = Tensor(shape: newShape, layout: .plain, zeroed: false)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    public func fill(_ v: Float) { data.update(repeating: v, count: count) }
+
+    /// Converts between plain NCHW and nChw{b}c. Returns `self` when the layout already matches.
+    public func toLayout(_ target: Layout) -> Tensor {
+        if target == layout { return self }
+        precondition(shape.count == 4, "layout conversion needs a 4-D tensor, got \(shape)")
+        let out = Tensor(shape: shape, layout: target, zeroed: false)
+        let n = shape[0], c = shape[1], hw = shape[2] * shape[3]
+        let bi = layout.block, bo = target.block
+        let src = data, dst = out.data
+        parallelFor(n * c) { nc in
+            let ni = nc / c, ci = nc % c
+            let si = ((ni * (c / bi) + ci / bi) * hw) * bi + ci % bi
+            let di = ((ni * (c / bo) + ci / bo) * hw) * bo + ci % bo
+            for p in 0..<hw { dst[di + p * bo] = src[si + p * bi] }
+        }
+        return out
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor(\(shape), \(layout))" }
+}
