@@ -1,0 +1,35 @@
+# SQAKDBench. `make setup` once on a fresh Debian 12 machine, then `make test`.
+SWIFT ?= swift
+APT_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist python3-torch pkg-config
+TEST_FLAGS = -c release -Xswiftc -enable-testing
+
+.PHONY: setup deps build test bench golden clean
+
+setup: deps build
+
+# Debian packages the project needs (root, or sudo when available).
+deps:
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "Debian packages present"; fi
+
+build:
+	$(SWIFT) build -c release
+
+# The test suite runs optimised (numeric Swift in debug is 10-100x slower); -enable-testing keeps @testable.
+test:
+	$(SWIFT) test $(TEST_FLAGS)
+
+# Training-step throughput, ours vs PyTorch on this machine (same model, batch, threads).
+bench: build
+	/usr/bin/python3 scripts/bench_vs_pytorch.py --model resnet20 --batch 128 --threads 2
+
+# Regenerate the PyTorch golden files used by the tests.
+golden:
+	/usr/bin/python3 scripts/make_golden.py
+
+clean:
+	rm -rf .build

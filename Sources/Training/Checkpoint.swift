@@ -1,0 +1,77 @@
+import Foundation
+import Models
+import NN
+import Tensors
+
+/// Model checkpoints in safetensors with the PyTorch reference's state-dict names: `torch.load_state_dict(
+/// safetensors.torch.load_file(path))` loads ours, and a state dict PyTorch saved loads into ours. The
+/// metadata records the architecture so `sqakd eval` needs no `--model` for our own files.
+public enum Checkpoint {
+    public static func saveModel(_ model: any Model, to url: URL, metadata: [String: String] = [:]) throws {
+        var file = SafetensorsFile()
+        for e in model.namedTensors() {
+            file.tensors[e.name] = e.tensor
+            if e.isInteger { file.integerKeys.insert(e.name) }
+        }
+        file.metadata = metadata.merging(["architecture": model.architecture, "classes": "\(model.classes)",
+                                          "input_channels": "\(model.inputChannels)", "format": "sqakd-model-1"]) { a, _ in a }
+        try file.write(to: url)
+    }
+
+    /// Reads a model checkpoint (ours or PyTorch's) and builds the matching zoo model: the architecture
+    /// comes from `architecture` when given, else from the file's metadata, else from the first zoo model
+    /// whose state-dict keys and shapes all match.
+    public static func loadModel(from url: URL, architecture: String? = nil) throws -> any Model {
+        let file = try SafetensorsFile.read(url)
+        let classes: Int
+        if let c = file.metadata["classes"].flatMap(Int.init) { classes = c } else if let w = file.tensors["linear.weight"] ?? file.tensors["classifier.weight"] {
+            classes = w.shape[0]
+        } else {
+            throw ConfigError("\(url.path): cannot tell the number of classes (no 'linear.weight' or 'classifier.weight')")
+        }
+        let inputChannels = file.metadata["input_channels"].flatMap(Int.init)
+            ?? (file.tensors["conv1.weight"] ?? file.tensors.first { $0.key.hasPrefix("layer0.") && $0.key.hasSuffix("weight") && $0.value.shape.count == 4 }?.value)?.shape[1]
+            ?? 3
+        let candidates = architecture.map { [$0] } ?? file.metadata["architecture"].map { [$0] } ?? ModelZoo.names
+        var lastError: Error?
+        for name in candidates {
+            do {
+                let model = try ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0)
+                try model.load(stateDict: file.tensors, strict: true)
+                return model
+            } catch {
+                lastError = error
+            }
+        }
+        if candidates.count == 1, let lastError {
+            throw ConfigError("\(url.path) does not fit \(candidates[0]): \(lastError)")
+        }
+        throw ConfigError("\(url.path) matches no zoo model (\(ModelZoo.names.joined(separator: ", "))); pass --model")
+    }
+}
+
+/// What resuming needs beside the model: optimizer state, the next epoch, the best result so far.
+struct TrainState {
+    var nextEpoch: Int
+    var optimizer: OptimizerState
+
+    func save(to url: URL) throws {
+        var file = SafetensorsFile()
+        for (k, t) in optimizer.tensors { file.tensors["optimizer." + k] = t }
+        for (k, v) in optimizer.scalars { file.metadata["optimizer." + k] = v }
+        file.metadata["next_epoch"] = "\(nextEpoch)"
+        file.metadata["format"] = "sqakd-train-state-1"
+        try file.write(to: url)
+    }
+
+    static func load(from url: URL) throws -> TrainState {
+        let file = try SafetensorsFile.read(url)
+        guard file.metadata["format"] == "sqakd-train-state-1", let e = file.metadata["next_epoch"].flatMap(Int.init) else {
+            throw ConfigError("\(url.path) is not a training-state file written by sqakd")
+        }
+        var state = OptimizerState()
+        for (k, t) in file.tensors where k.hasPrefix("optimizer.") { state.tensors[String(k.dropFirst(10))] = t }
+        for (k, v) in file.metadata where k.hasPrefix("optimizer.") { state.scalars[String(k.dropFirst(10))] = v }
+        return TrainState(nextEpoch: e, optimizer: state)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+
+/// Everything that determines a training run's numbers. Two runs with equal configs and thread counts
+/// give bit-identical records; the run id is a hash of this struct's canonical JSON.
+///
+/// Defaults are the reference's CIFAR FP teacher settings (reference-implementation.md §4.1): SGD, lr 0.1,
+/// momentum 0.9, weight decay 1e-4, cosine annealing stepped per epoch, cross-entropy without smoothing,
+/// test batch 100. The reference trains 400 epochs at batch 256; our default epoch count is short because a
+/// 2-core CPU trains ~3 epochs of CIFAR an hour.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    /// Dataset id: cifar10, cifar100, fashion-mnist (3×32×32 CIFAR-style), fashion-mnist-1ch (1×28×28).
+    public var dataset: String = "fashion-mnist"
+    /// Model id from the zoo (`sqakd models`).
+    public var model: String = "resnet20"
+    public var epochs: Int = 4
+    public var batchSize: Int = 128
+    /// Evaluation batch (reference: 100). Only speed depends on it.
+    public var evalBatchSize: Int = 100
+    /// "sgd" or "adam".
+    public var optimizer: String = "sgd"
+    public var lr: Double = 0.1
+    public var momentum: Double = 0.9
+    public var nesterov: Bool = false
+    public var weightDecay: Double = 1e-4
+    /// "cosine" (per epoch, to 0) or "constant".
+    public var schedule: String = "cosine"
+    public var labelSmoothing: Double = 0
+    /// Reference train augmentation (random crop 32 with 4 px zero padding, horizontal flip).
+    public var augment: Bool = true
+    public var seed: UInt64 = 0
+    /// Use only the first N training / test images (0 = all). For smoke runs and tests.
+    public var trainLimit: Int = 0
+    public var testLimit: Int = 0
+
+    public init() {}
+
+    /// Unknown keys are errors (style.md rule 8).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        let known = Set(Self.keys)
+        for k in c.allKeys where !known.contains(k.stringValue) {
+            throw ConfigError("unknown config key '\(k.stringValue)'; valid keys: \(Self.keys.joined(separator: ", "))")
+        }
+        var d = TrainConfig()
+        func get<T: Decodable>(_ k: String, _ v: inout T) throws {
+            if let x = try c.decodeIfPresent(T.self, forKey: AnyKey(k)) { v = x }
+        }
+        try get("dataset", &d.dataset); try get("model", &d.model); try get("epochs", &d.epochs)
+        try get("batchSize", &d.batchSize); try get("evalBatchSize", &d.evalBatchSize)
+        try get("optimizer", &d.optimizer); try get("lr", &d.lr); try get("momentum", &d.momentum)
+        try get("nesterov", &d.nesterov); try get("weightDecay", &d.weightDecay); try get("schedule", &d.schedule)
+        try get("labelSmoothing", &d.labelSmoothing); try get("augment", &d.augment); try get("seed", &d.seed)
+        try get("trainLimit", &d.trainLimit); try get("testLimit", &d.testLimit)
+        self = d
+    }
+
+    static let keys = ["dataset", "model", "epochs", "batchSize", "evalBatchSize", "optimizer", "lr", "momentum",
+                       "nesterov", "weightDecay", "schedule", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit"]
+
+    /// Checks values a user can get wrong; throws one clear line.
+    public func validate() throws {
+        if epochs < 1 { throw ConfigError("epochs must be ≥ 1, got \(epochs)") }
+        if batchSize < 1 { throw ConfigError("batch size must be ≥ 1, got \(batchSize)") }
+        if evalBatchSize < 1 { throw ConfigError("eval batch size must be ≥ 1, got \(evalBatchSize)") }
+        if !["sgd", "adam"].contains(optimizer) { throw ConfigError("unknown optimizer '\(optimizer)'; use sgd or adam") }
+        if !["cosine", "constant"].contains(schedule) { throw ConfigError("unknown schedule '\(schedule)'; use cosine or constant") }
+        if !(lr > 0 && lr.isFinite) { throw ConfigError("learning rate must be a positive number, got \(lr)") }
+        if weightDecay < 0 { throw ConfigError("weight decay must be ≥ 0, got \(weightDecay)") }
+        if !(0..<1).contains(labelSmoothing) { throw ConfigError("label smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if trainLimit < 0 || testLimit < 0 { throw ConfigError("subset limits must be ≥ 0") }
+    }
+
+    /// Canonical JSON (sorted keys): what the run id hashes and what `config.json` holds.
+    public func canonicalJSON() -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return (try? e.encode(self)) ?? Data()
+    }
+
+    /// 16 hex digits of FNV-1a-64 over the canonical JSON.
+    public var runID: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in canonicalJSON() { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension TrainConfig {
+    /// Reads a JSON config file; unknown keys and malformed values are one-line errors.
+    public static func load(_ path: String) throws -> TrainConfig {
+        try JSON.decode(TrainConfig.self, from: URL(fileURLWithPath: path))
+    }
+}

@@ -1,0 +1,159 @@
+import Datasets
+import Foundation
+import Kernels
+import Models
+import NN
+import Tensors
+
+/// Trains one full-precision model from a `TrainConfig` into a run directory, resuming from `last` when
+/// the directory already holds an unfinished run of the same config.
+///
+/// Per epoch e (0-based), as the reference's train_fp.py: lr = schedule(e) for every group; one pass over
+/// the shuffled, augmented training set (cross-entropy, backward, optimizer step); evaluation on the test
+/// set; `last` checkpoint (+ `best` when test top-1 improved); record, metrics and log rewritten. The
+/// reference also evaluates the whole training set each epoch for its logs; we report the running
+/// training loss and accuracy of the epoch instead (same information, no extra pass).
+public final class Trainer {
+    public let config: TrainConfig
+    public let run: RunDirectory
+    public let dataRoot: String?
+    public let progress = ProgressLine()
+    /// Stop after this many epochs in this session (tests use it to simulate an interruption).
+    public var stopAfterEpochs: Int?
+
+    public init(config: TrainConfig, runDirectory: URL, dataRoot: String? = nil) {
+        self.config = config
+        self.run = RunDirectory(runDirectory)
+        self.dataRoot = dataRoot
+    }
+
+    @discardableResult
+    public func train() throws -> RunRecord {
+        try config.validate()
+        let kind = try DatasetKind(id: config.dataset)
+        var train = try kind.load(root: dataRoot, split: .train)
+        var test = try kind.load(root: dataRoot, split: .test)
+        if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
+        if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
+
+        let model = try ModelZoo.make(config.model, classes: train.classCount, inputChannels: train.channels, seed: config.seed)
+        let params = model.parameters()
+        let group = ParameterGroup(parameters: params, lr: config.lr, weightDecay: config.weightDecay)
+        let optimizer: Optimizer = config.optimizer == "adam"
+            ? Adam(groups: [group])
+            : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
+        let schedule: LRSchedule = config.schedule == "cosine"
+            ? CosineAnnealingLR(baseLR: config.lr, epochs: config.epochs)
+            : ConstantLR(lr: config.lr)
+        let loss = CrossEntropyLoss(labelSmoothing: config.labelSmoothing)
+        let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
+                                     augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
+
+        try run.create()
+        var record = try resumeOrStart(model: model, optimizer: optimizer)
+        let firstEpoch = record.epochs.count
+        if firstEpoch >= config.epochs, record.status == "finished" {
+            progress.finish("run \(run.url.path) already finished (\(config.epochs) epochs); nothing to do")
+            return record
+        }
+        if firstEpoch > 0 {
+            run.appendLog("resumed at epoch \(firstEpoch + 1) of \(config.epochs)")
+            progress.finish("resuming \(run.url.lastPathComponent) at epoch \(firstEpoch + 1)/\(config.epochs)")
+        }
+        record.status = "running"
+        record.system = SystemInfo.current()
+        try run.writeRecord(record)
+
+        var epochsThisSession = 0
+        for epoch in firstEpoch..<config.epochs {
+            let started = Date()
+            let lr = schedule.learningRate(epoch: epoch, iteration: 0)
+            optimizer.setLearningRate(lr)
+            var lossSum = 0.0, correct = 0, seen = 0
+            let batches = loader.batchCount
+            for batch in loader.batches(epoch: epoch) {
+                optimizer.zeroGrad()
+                let logits = model.forward(batch.images, mode: .train)
+                let (l, dLogits) = loss(logits, labels: batch.labels)
+                guard l.isFinite else {
+                    record.status = "failed"
+                    record.failure = "loss became \(l) in epoch \(epoch + 1), batch \(batch.index + 1)"
+                    try run.writeRecord(record)
+                    run.appendLog("FAILED: \(record.failure!)")
+                    throw ConfigError("training diverged: \(record.failure!)")
+                }
+                _ = model.backward(dLogits)
+                optimizer.step()
+                lossSum += l * Double(batch.count)
+                correct += topKCorrect(logits, labels: batch.labels, k: 1)
+                seen += batch.count
+                let elapsed = Date().timeIntervalSince(started)
+                let ips = Double(seen) / max(elapsed, 1e-9)
+                let remaining = Double(train.count - seen + (config.epochs - epoch - 1) * train.count) / max(ips, 1e-9)
+                progress.update(epoch: epoch + 1, epochs: config.epochs, batch: batch.index + 1, batches: batches,
+                                loss: lossSum / Double(seen), top1: 100 * Double(correct) / Double(seen),
+                                imagesPerSecond: ips, etaSeconds: remaining)
+            }
+            let trainSeconds = Date().timeIntervalSince(started)
+            let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize)
+            let seconds = Date().timeIntervalSince(started)
+            let m = EpochMetrics(epoch: epoch + 1, lr: lr, trainLoss: lossSum / Double(seen),
+                                 trainTop1: 100 * Double(correct) / Double(seen), testLoss: eval.loss,
+                                 testTop1: eval.top1, testTop5: eval.top5, seconds: seconds,
+                                 imagesPerSecond: Double(seen) / trainSeconds)
+            record.epochs.append(m)
+            record.lastTop1 = eval.top1
+            let improved = record.bestTop1.map { eval.top1 > $0 } ?? true
+            if improved {
+                record.bestTop1 = eval.top1
+                record.bestEpoch = epoch + 1
+                try Checkpoint.saveModel(model, to: run.bestCheckpoint, metadata: ["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"])
+            }
+            // State first, then the model: `last.safetensors` names the epoch the state belongs to.
+            try TrainState(nextEpoch: epoch + 1, optimizer: optimizer.exportState()).save(to: run.lastState)
+            try Checkpoint.saveModel(model, to: run.lastCheckpoint, metadata: ["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"])
+            record.wallSeconds += seconds
+            record.updatedAt = isoNow()
+            if epoch + 1 == config.epochs { record.status = "finished" }
+            try run.writeRecord(record)
+            let line = String(format: "epoch %d/%d  lr %.5f  train loss %.4f  train acc %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
+                              epoch + 1, config.epochs, lr, m.trainLoss, m.trainTop1, m.testLoss, m.testTop1, m.testTop5,
+                              m.imagesPerSecond, formatDuration(seconds) as NSString)
+            run.appendLog(line)
+            progress.finish(line)
+            epochsThisSession += 1
+            if let stop = stopAfterEpochs, epochsThisSession >= stop, epoch + 1 < config.epochs { break }
+        }
+        return record
+    }
+
+    /// A fresh record, or the record of an interrupted run of the same config with model and optimizer
+    /// restored from `last`.
+    func resumeOrStart(model: any Model, optimizer: Optimizer) throws -> RunRecord {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: run.config.path) {
+            let stored = try JSON.decode(TrainConfig.self, from: run.config)
+            guard stored == config else {
+                throw ConfigError("\(run.url.path) holds a run with a different config; choose another --output or delete it")
+            }
+        } else {
+            try atomicWrite(config.canonicalJSON(), to: run.config)
+        }
+        if fm.fileExists(atPath: run.record.path), fm.fileExists(atPath: run.lastCheckpoint.path) {
+            var record = try run.readRecord()
+            let state = try TrainState.load(from: run.lastState)
+            let file = try SafetensorsFile.read(run.lastCheckpoint)
+            guard file.metadata["epoch"] == "\(state.nextEpoch)" else {
+                throw ConfigError("\(run.url.path): last.safetensors and last.state.safetensors belong to different epochs; delete them to restart the run")
+            }
+            try model.load(stateDict: file.tensors, strict: true)
+            try optimizer.importState(state.optimizer)
+            record.epochs = Array(record.epochs.prefix(state.nextEpoch))
+            return record
+        }
+        let now = isoNow()
+        return RunRecord(runID: config.runID, status: "running", failure: nil, config: config, system: SystemInfo.current(),
+                         parameterCount: model.parameterCount, epochs: [], bestTop1: nil, bestEpoch: nil, lastTop1: nil,
+                         wallSeconds: 0, startedAt: now, updatedAt: now)
+    }
+}

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Kernels
+import Models
+import NN
+import Training
+
+@main
+struct SQAKD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sqakd",
+        abstract: "SQAKDBench: reproduce Self-Supervised Quantization-Aware Knowledge Distillation on CPU.",
+        subcommands: [Train.self, Eval.self, Models.self, Bench.self, DataCommand.self])
+}
+
+/// Options every computing command shares.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Engine threads (oneDNN, OpenBLAS and Swift kernels). Results are bit-identical for a given count.")
+    var threads: Int = 2
+
+    func apply() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+        Threads.set(threads)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one full-precision model; writes a run directory (config, record, metrics, log, checkpoints).",
+        discussion: "Re-running the same command resumes an interrupted run from its last checkpoint.")
+
+    @Option(help: "JSON config file (TrainConfig keys); flags given on the command line override it.") var config: String?
+    @Option(help: "Dataset: cifar10, cifar100, fashion-mnist (3×32×32), fashion-mnist-1ch.") var dataset: String?
+    @Option(help: "Model from `sqakd models`.") var model: String?
+    @Option var epochs: Int?
+    @Option(name: .customLong("batch"), help: "Training batch size.") var batchSize: Int?
+    @Option(help: "sgd or adam.") var optimizer: String?
+    @Option var lr: Double?
+    @Option var momentum: Double?
+    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
+    @Option(name: .customLong("wd"), help: "Weight decay (coupled L2).") var weightDecay: Double?
+    @Option(help: "cosine (per epoch) or constant.") var schedule: String?
+    @Option(help: "Label smoothing of the cross-entropy.") var labelSmoothing: Double?
+    @Flag(help: "Disable the random-crop + flip augmentation.") var noAugment = false
+    @Option var seed: UInt64?
+    @Option(help: "Use only the first N training images.") var trainLimit: Int?
+    @Option(help: "Use only the first N test images.") var testLimit: Int?
+    @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
+    @Option(help: "Run directory (default runs/<model>-<dataset>-<run id>).") var output: String?
+    @OptionGroup var engine: EngineOptions
+
+    func run() throws {
+        try engine.apply()
+        var c = TrainConfig()
+        if let path = config { c = try TrainConfig.load(path) }
+        if let v = dataset { c.dataset = v }
+        if let v = model { c.model = v }
+        if let v = epochs { c.epochs = v }
+        if let v = batchSize { c.batchSize = v }
+        if let v = optimizer { c.optimizer = v }
+        if let v = lr { c.lr = v }
+        if let v = momentum { c.momentum = v }
+        if nesterov { c.nesterov = true }
+        if let v = weightDecay { c.weightDecay = v }
+        if let v = schedule { c.schedule = v }
+        if let v = labelSmoothing { c.labelSmoothing = v }
+        if noAugment { c.augment = false }
+        if let v = seed { c.seed = v }
+        if let v = trainLimit { c.trainLimit = v }
+        if let v = testLimit { c.testLimit = v }
+        try c.validate()
+        let dir = output ?? "runs/\(c.model)-\(c.dataset)-\(c.runID)"
+        print("run directory: \(dir)")
+        let record = try Trainer(config: c, runDirectory: URL(fileURLWithPath: dir), dataRoot: dataRoot).train()
+        if let best = record.bestTop1, let last = record.lastTop1 {
+            print(String(format: "best test top-1 %.2f%% (epoch %d), last %.2f%%, wall %@", best, record.bestEpoch ?? 0, last,
+                         formatDuration(record.wallSeconds) as NSString))
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint (ours or PyTorch's, safetensors with the reference's names): top-1, top-5, mean loss.")
+
+    @Option(help: "A .safetensors state dict.") var checkpoint: String
+    @Option(help: "Dataset id.") var dataset: String
+    @Option(help: "Model name (default: from the checkpoint's metadata, else inferred from its keys).") var model: String?
+    @Option(help: "Evaluation batch size.") var batch: Int = 100
+    @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
+    @OptionGroup var engine: EngineOptions
+
+    func run() throws {
+        try engine.apply()
+        guard batch >= 1 else { throw ValidationError("--batch must be ≥ 1") }
+        let kind = try DatasetKind(id: dataset)
+        let test = try kind.load(root: dataRoot, split: .test)
+        let net = try Checkpoint.loadModel(from: URL(fileURLWithPath: checkpoint), architecture: model)
+        guard net.classes == test.classCount else {
+            throw ValidationError("the checkpoint has \(net.classes) classes but \(dataset) has \(test.classCount)")
+        }
+        let r = try evaluate(net, on: test, batchSize: batch)
+        print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.6f", net.architecture, dataset, r.count, r.top1, r.top5, r.loss))
+    }
+}
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the model zoo with parameter counts and MACs per image.")
+
+    func run() throws {
+        print("model      dataset     classes  params       MACs/image")
+        let rows: [(String, String, Int)] = [("resnet20", "cifar10", 10), ("resnet20", "cifar100", 100),
+                                             ("resnet32", "cifar10", 10), ("resnet32", "cifar100", 100),
+                                             ("vgg8", "cifar10", 10), ("vgg8", "cifar100", 100),
+                                             ("vgg11", "cifar10", 10), ("vgg11", "cifar100", 100),
+                                             ("vgg13", "cifar10", 10), ("vgg13", "cifar100", 100)]
+        for (name, ds, classes) in rows {
+            let m = try ModelZoo.make(name, classes: classes, seed: 0)
+            let macs = m.macs(inputHeight: 32, inputWidth: 32)
+            print(String(format: "%-10@ %-11@ %7d  %11@  %8.2f M", name as NSString, ds as NSString, classes,
+                         m.parameterCount.formatted(.number) as NSString, Double(macs) / 1e6))
+        }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Training-step and inference images/s on synthetic data.")
+
+    @Option var model: String = "resnet20"
+    @Option var batch: Int = 128
+    @Option var classes: Int = 10
+    @Option(help: "Timed steps (median reported).") var steps: Int = 10
+    @Option var warmup: Int = 3
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var engine: EngineOptions
+
+    func run() throws {
+        try engine.apply()
+        let r = try benchmark(model: model, batch: batch, classes: classes, warmup: warmup, steps: steps)
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys]
+            print(String(decoding: try e.encode(r), as: UTF8.self))
+        } else {
+            print(String(format: "%@ batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
+                         model, batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
+                         r.inferenceImagesPerSecond))
+        }
+    }
+}
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data", abstract: "Check datasets.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Find a dataset's files and say what is missing and how to get it.")
+        @Argument(help: "Dataset id.") var dataset: String
+        @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
+
+        func run() throws {
+            let v = try DatasetKind(id: dataset).verify(root: dataRoot)
+            print(v.description)
+            if !v.complete { throw ExitCode(1) }
+        }
+    }
+}
