@@ -1,0 +1,79 @@
+import Kernels
+import Tensors
+
+/// Fully connected layer (`torch.nn.Linear`).
+///
+/// Shapes: x [N, in] plain → y [N, out]; weight [out, in], bias [out].
+/// Forward:  y = x·Wᵀ + b.
+/// Backward: dW += dyᵀ·x, db += Σ_n dy[n], dx = dy·W.
+///
+/// Parameters start at zero: call `resetParameters(rng:)` (PyTorch's default) or a model's own init.
+public final class Linear: Layer {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    /// [out, in].
+    public let weight: Parameter
+    /// [out], or nil without bias.
+    public let bias: Parameter?
+
+    /// The input of the last training forward (nil after `.eval` forwards and after `backward`).
+    private var savedInput: Tensor?
+
+    public init(inputFeatures: Int, outputFeatures: Int, bias: Bool = true) {
+        precondition(inputFeatures > 0 && outputFeatures > 0, "invalid Linear(\(inputFeatures)→\(outputFeatures))")
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        weight = Parameter(Tensor(shape: [outputFeatures, inputFeatures]))
+        self.bias = bias ? Parameter(Tensor(shape: [outputFeatures])) : nil
+    }
+
+    /// PyTorch's default init: kaiming_uniform(a = √5) for the weight, i.e. U(±1/√in), and U(±1/√in) for
+    /// the bias. Draws the weight in storage order, then the bias.
+    public func resetParameters(rng: inout RNG) {
+        let bound = 1 / Float(inputFeatures).squareRoot()
+        for i in 0..<weight.count { weight.value.data[i] = rng.uniform(-bound, bound) }
+        if let bias { for i in 0..<bias.count { bias.value.data[i] = rng.uniform(-bound, bound) } }
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        precondition(x.layout == .plain && x.shape.count == 2 && x.shape[1] == inputFeatures,
+                     "Linear(\(inputFeatures)→\(outputFeatures)) expects a plain [N, \(inputFeatures)] input " +
+                     "(add a Flatten before it), got \(x)")
+        let n = x.shape[0]
+        let y = Tensor(shape: [n, outputFeatures], zeroed: false)
+        sgemm(y.data, x.data, transA: false, weight.value.data, transB: true, m: n, n: outputFeatures, k: inputFeatures)
+        if let bias {
+            for i in 0..<n {
+                let row = y.data + i * outputFeatures
+                for j in 0..<outputFeatures { row[j] += bias.value.data[j] }
+            }
+        }
+        savedInput = mode == .train ? x : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let x = savedInput else { preconditionFailure("Linear backward without a training forward") }
+        let n = x.shape[0]
+        precondition(dy.layout == .plain && dy.shape == [n, outputFeatures],
+                     "Linear backward: dy \(dy), expected plain [\(n), \(outputFeatures)]")
+        sgemm(weight.grad.data, dy.data, transA: true, x.data, transB: false,
+              m: outputFeatures, n: inputFeatures, k: n, beta: 1)
+        if let bias {
+            for i in 0..<n {
+                let row = dy.data + i * outputFeatures
+                for j in 0..<outputFeatures { bias.grad.data[j] += row[j] }
+            }
+        }
+        let dx = Tensor(shape: [n, inputFeatures], zeroed: false)
+        sgemm(dx.data, dy.data, transA: false, weight.value.data, transB: false, m: n, n: inputFeatures, k: outputFeatures)
+        savedInput = nil
+        return dx
+    }
+
+    public func parameters() -> [(name: String, parameter: Parameter)] {
+        var list = [(name: "weight", parameter: weight)]
+        if let bias { list.append((name: "bias", parameter: bias)) }
+        return list
+    }
+}
