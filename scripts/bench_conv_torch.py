@@ -45,6 +45,7 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, mkldnn {torch.backends.mkldnn.is_available()}, "
           f"median (min) of {args.iterations} calls, ms")
     totals = [0.0, 0.0, 0.0]
+    min_totals = [0.0, 0.0, 0.0]
     g = torch.Generator().manual_seed(0)
     for name, c, hw, k, s in SHAPES:
         x = torch.randn(args.batch, c, hw, hw, generator=g)
@@ -65,9 +66,11 @@ def main():
 
         (f, fmin), (bd, bdmin), (bw, bwmin) = (median_ms(fn, args.iterations) for fn in (fwd, bwd_data, bwd_weights))
         totals = [totals[0] + f, totals[1] + bd, totals[2] + bw]
+        min_totals = [min_totals[0] + fmin, min_totals[1] + bdmin, min_totals[2] + bwmin]
         print(f"{name}: fwd {f:.2f} ({fmin:.2f})  bwd-data {bd:.2f} ({bdmin:.2f})  "
-              f"bwd-weights {bw:.2f} ({bwmin:.2f})  total {f + bd + bw:.2f}")
-    print(f"sum: fwd {totals[0]:.2f}  bwd-data {totals[1]:.2f}  bwd-weights {totals[2]:.2f}  total {sum(totals):.2f}")
+              f"bwd-weights {bw:.2f} ({bwmin:.2f})  total {f + bd + bw:.2f} ({fmin + bdmin + bwmin:.2f})")
+    print(f"sum: fwd {totals[0]:.2f} ({min_totals[0]:.2f})  bwd-data {totals[1]:.2f} ({min_totals[1]:.2f})  "
+          f"bwd-weights {totals[2]:.2f} ({min_totals[2]:.2f})  total {sum(totals):.2f} ({sum(min_totals):.2f})")
 
 
 if __name__ == "__main__":

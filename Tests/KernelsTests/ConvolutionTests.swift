@@ -180,12 +180,14 @@ struct ConvolutionTests {
 }
 
 /// Timing of the ResNet-20 convolutions (batch 128). Off by default; run with
-/// `SQAKD_BENCH=1 swift test -c release --filter ConvolutionBenchmark` (threads: SQAKD_THREADS, default 2).
+/// `SQAKD_BENCH=1 swift test -c release --filter ConvolutionBenchmark` (threads: SQAKD_THREADS, default 2;
+/// calls per measurement: SQAKD_ITERATIONS, default 20). The PyTorch side: scripts/bench_conv_torch.py.
 @Suite("ConvolutionBenchmark")
 struct ConvolutionBenchmark {
     @Test(.enabled(if: ProcessInfo.processInfo.environment["SQAKD_BENCH"] != nil))
     func resnet20Convolutions() {
         let threads = Int(ProcessInfo.processInfo.environment["SQAKD_THREADS"] ?? "") ?? 2
-        for line in convBenchmarkResNet20(threads: threads, iterations: 20) { print(line) }
+        let iterations = Int(ProcessInfo.processInfo.environment["SQAKD_ITERATIONS"] ?? "") ?? 20
+        for line in convBenchmarkResNet20(threads: threads, iterations: iterations) { print(line) }
     }
 }
