@@ -6,25 +6,34 @@
 // per channel, so the pad need not be a multiple of either block.
 
 /// y[n, c + pad, oh, ow] = x[n, c, oh·s, ow·s]; y = 0 on the padded channels.
+/// Per output plane (n, cbo), each position writes its bo contiguous lanes, reading lane l from the input
+/// channel cbo·bo + l − pad through a per-lane offset table.
 public func optionAShortcutForward(
     y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
     N: Int, Cin: Int, H: Int, W: Int, bi: Int, Cout: Int, bo: Int, stride s: Int, pad: Int
 ) {
     let Ho = (H + s - 1) / s, Wo = (W + s - 1) / s
     let CBi = Cin / bi, CBo = Cout / bo
+    // Offset of output channel co's input channel inside one sample of x, or −1 for a padded channel.
+    let source = UnsafeMutablePointer<Int>.allocate(capacity: Cout)
+    defer { source.deallocate() }
+    for co in 0..<Cout {
+        let ci = co - pad
+        source[co] = ci < 0 || ci >= Cin ? -1 : (ci / bi) * H * W * bi + ci % bi
+    }
     parallelFor(N * CBo) { plane in
         let n = plane / CBo, cbo = plane % CBo
-        for l in 0..<bo {
-            let ci = cbo * bo + l - pad
-            let dst = y + plane * Ho * Wo * bo + l
-            if ci < 0 || ci >= Cin {
-                for p in 0..<(Ho * Wo) { dst[p * bo] = 0 }
-                continue
-            }
-            let src = x + (n * CBi + ci / bi) * H * W * bi + ci % bi
-            for oh in 0..<Ho {
-                let srow = src + oh * s * W * bi, drow = dst + oh * Wo * bo
-                for ow in 0..<Wo { drow[ow * bo] = srow[ow * s * bi] }
+        let sample = x + n * CBi * H * W * bi
+        let lanes = source + cbo * bo
+        let dst = y + plane * Ho * Wo * bo
+        for oh in 0..<Ho {
+            for ow in 0..<Wo {
+                let pin = (oh * s * W + ow * s) * bi
+                let out = dst + (oh * Wo + ow) * bo
+                for l in 0..<bo {
+                    let o = lanes[l]
+                    out[l] = o < 0 ? 0 : sample[o + pin]
+                }
             }
         }
     }
@@ -50,23 +59,31 @@ public func optionAShortcutForwardNaive(
 }
 
 /// dx[n, c, oh·s, ow·s] = dy[n, c + pad, oh, ow]; dx = 0 at every other position.
+/// Per input plane (n, cbi): zero it (unless s = 1), then each subsampled position writes its bi lanes.
 public func optionAShortcutBackward(
     dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
     N: Int, Cin: Int, H: Int, W: Int, bi: Int, Cout: Int, bo: Int, stride s: Int, pad: Int
 ) {
     let Ho = (H + s - 1) / s, Wo = (W + s - 1) / s
     let CBi = Cin / bi, CBo = Cout / bo
+    // Offset of input channel ci's output channel ci + pad inside one sample of dy.
+    let source = UnsafeMutablePointer<Int>.allocate(capacity: Cin)
+    defer { source.deallocate() }
+    for ci in 0..<Cin {
+        let co = ci + pad
+        source[ci] = (co / bo) * Ho * Wo * bo + co % bo
+    }
     parallelFor(N * CBi) { plane in
         let n = plane / CBi, cbi = plane % CBi
-        let planeStart = dx + plane * H * W * bi
-        if s != 1 { planeStart.update(repeating: 0, count: H * W * bi) }
-        for l in 0..<bi {
-            let co = cbi * bi + l + pad
-            let dst = planeStart + l
-            let src = dy + ((n * CBo + co / bo) * Ho * Wo) * bo + co % bo
-            for oh in 0..<Ho {
-                let drow = dst + oh * s * W * bi, srow = src + oh * Wo * bo
-                for ow in 0..<Wo { drow[ow * s * bi] = srow[ow * bo] }
+        let sample = dy + n * CBo * Ho * Wo * bo
+        let lanes = source + cbi * bi
+        let dst = dx + plane * H * W * bi
+        if s != 1 { dst.update(repeating: 0, count: H * W * bi) }
+        for oh in 0..<Ho {
+            for ow in 0..<Wo {
+                let pout = (oh * Wo + ow) * bo
+                let out = dst + (oh * s * W + ow * s) * bi
+                for l in 0..<bi { out[l] = sample[lanes[l] + pout] }
             }
         }
     }
