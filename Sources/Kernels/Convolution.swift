@@ -13,6 +13,14 @@ import Foundation
 // reorders around it, so a repeated call only sets data handles and executes. Calls are serialised by a
 // lock (one engine, one stream, one shared scratchpad); oneDNN parallelises inside with OpenMP using
 // `Threads.count` threads. oneDNN's CPU convolutions are deterministic for a fixed thread count.
+//
+// Measured with oneDNN 2.6 on the AVX-512 dev machine: every ResNet-20 convolution runs
+// jit:avx512_core with nChw16c activations (the stem reads the plain image batch and writes nChw16c),
+// the same kernels PyTorch 1.13 runs, minus PyTorch's NCHW↔nChw16c reorders. Pitfalls: K not divisible
+// by 16 (MobileNet-V2's 24 channels) makes oneDNN want channel-padded nChw16c, which Tensor cannot hold,
+// so those layers write nChw8c through a reorder; a DNNL_MAX_CPU_ISA=AVX2 cap switches to jit:avx2 with
+// nChw8c and is 2.5–3.5× slower; OpenMP's spin-waiting workers compete with the Swift kernels' threads
+// (OMP_WAIT_POLICY=passive, read when libgomp loads, helps on a busy machine).
 
 /// Shape and hyper-parameters of a 2-D convolution. Padding is symmetric (PyTorch's `padding=`).
 public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
@@ -155,7 +163,12 @@ public struct ConvPlanInfo: Sendable, CustomStringConvertible {
     public var formats: [String]
     public var reorders: [String]
 
-    public var isJIT: Bool { implementation.hasPrefix("jit") || implementation.hasPrefix("brg") }
+    /// A JIT-compiled kernel ("jit:…", "jit_1x1:…", "brg…"), not "gemm:" or "ref:".
+    public var isJIT: Bool { Self.isJIT(implementation) }
+
+    static func isJIT(_ implementation: String) -> Bool {
+        implementation.hasPrefix("jit") || implementation.hasPrefix("brg")
+    }
 
     public var description: String {
         "\(kind): \(implementation) [\(formats.joined(separator: ", "))]" +
@@ -419,9 +432,9 @@ private final class ConvEngine {
         // Prefer the caller's activation layouts (no reorders); fall back to `any` plus reorders when
         // oneDNN has no JIT implementation for them.
         var pd = makeDesc(kind, g, bias: bias, blockA, blockB, attr: attr)
-        if pd == nil || !isJIT(Self.implementation(pd!)) {
+        if pd == nil || !ConvPlanInfo.isJIT(Self.implementation(pd!)) {
             if let fallback = makeDesc(kind, g, bias: bias, nil, nil, attr: attr) {
-                if pd == nil || isJIT(Self.implementation(fallback)) {
+                if pd == nil || ConvPlanInfo.isJIT(Self.implementation(fallback)) {
                     if let old = pd { dnnl_primitive_desc_destroy(old) }
                     pd = fallback
                 } else {
@@ -491,8 +504,6 @@ private final class ConvEngine {
         let info = ConvPlanInfo(kind: kindName, implementation: Self.implementation(pd), formats: formats, reorders: reorders)
         return Plan(primitive: primitive!, bindings: bindings, scratchpadMemory: spMem, scratchpadBytes: spBytes, info: info)
     }
-
-    private func isJIT(_ impl: String) -> Bool { impl.hasPrefix("jit") || impl.hasPrefix("brg") }
 
     private func memory(_ d: UnsafePointer<dnnl_memory_desc_t>, handle: UnsafeMutableRawPointer?) -> dnnl_memory_t {
         var m: dnnl_memory_t?
