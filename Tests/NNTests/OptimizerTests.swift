@@ -276,22 +276,41 @@ struct OptimizerTests {
         }
         withExtendedLifetime((p0, g, b0, v0)) {}
     }
+}
 
-    /// Throughput of one update over 10 M parameters (logged, not asserted).
+/// Update throughput at ResNet-20 (0.27 M) and ResNet-18 (11.2 M) sizes with 1 and 2 threads, and a check
+/// that the result is bit-identical across thread counts. Opt-in (it changes the global thread count):
+/// `SQAKD_BENCH=1 swift test -c release --filter OptimizerBenchmarkTests`.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["SQAKD_BENCH"] != nil), .serialized)
+struct OptimizerBenchmarkTests {
     @Test func updateThroughput() {
-        let n = 10_000_000
-        let p = Parameter(randomTensor([n], seed: 4))
-        let grad = randomTensor([n], seed: 5)
-        withExtendedLifetime(grad) { p.grad.data.update(from: grad.data, count: n) }
-        let group = ParameterGroup(parameters: [("p", p)], lr: 0.01, weightDecay: 1e-4)
-        for (name, opt) in [("SGD nesterov", SGD(groups: [group], momentum: 0.9, nesterov: true) as Optimizer),
-                            ("Adam", Adam(groups: [group]) as Optimizer)] {
-            opt.step()
-            let clock = ContinuousClock()
-            let reps = 5
-            let elapsed = clock.measure { for _ in 0..<reps { opt.step() } }
-            let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3
-            print("\(name) step over \(n) params: \(String(format: "%.2f", ms / Double(reps))) ms")
+        let previous = Threads.count
+        defer { Threads.set(previous) }
+        for n in [270_000, 11_200_000] {
+            let grad = randomTensor([n], seed: 5)
+            var results: [String: [Float]] = [:]
+            for threads in [1, 2] {
+                Threads.set(threads)
+                for kind in ["SGD nesterov", "Adam"] {
+                    let p = Parameter(randomTensor([n], seed: 4))
+                    withExtendedLifetime(grad) { p.grad.data.update(from: grad.data, count: n) }
+                    let group = ParameterGroup(parameters: [("p", p)], lr: 0.01, weightDecay: 1e-4)
+                    let opt: Optimizer = kind == "Adam" ? Adam(groups: [group]) : SGD(groups: [group], momentum: 0.9, nesterov: true)
+                    opt.step()
+                    var times: [Double] = []
+                    for _ in 0..<7 {
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        opt.step()
+                        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                    }
+                    print("\(kind) step, \(n) params, \(threads) thread(s): median \(String(format: "%.2f", times.sorted()[3])) ms")
+                    if let other = results[kind] {
+                        #expect(zip(other, p.value.array).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(kind) differs across thread counts")
+                    } else {
+                        results[kind] = p.value.array
+                    }
+                }
+            }
         }
     }
 }
