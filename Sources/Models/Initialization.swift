@@ -1,0 +1,24 @@
+import NN
+import Tensors
+
+/// Weight initialisers shared by the model families. Each draws from the passed RNG in storage order,
+/// so a model built from the same seed is bit-identical. (PyTorch's draws cannot be reproduced; golden
+/// tests load PyTorch's weights instead.)
+enum Initialization {
+    /// Entries ~ N(0, std²).
+    static func normal(_ t: Tensor, std: Float, rng: inout RNG) {
+        for i in 0..<t.count { t.data[i] = std * rng.normal() }
+    }
+
+    /// Entries ~ U[−bound, bound).
+    static func uniform(_ t: Tensor, bound: Float, rng: inout RNG) {
+        for i in 0..<t.count { t.data[i] = rng.uniform(-bound, bound) }
+    }
+
+    /// `torch.nn.init.kaiming_normal_` defaults (mode fan_in, ReLU gain √2): std = √(2 / fan_in), where
+    /// fan_in = product of all dimensions but the first ([O, I, K, K] → I·K·K; [out, in] → in).
+    static func kaimingNormalFanIn(_ t: Tensor, rng: inout RNG) {
+        let fanIn = t.shape.dropFirst().reduce(1, *)
+        normal(t, std: (2 / Float(fanIn)).squareRoot(), rng: &rng)
+    }
+}
