@@ -3,7 +3,10 @@ import PackageDescription
 
 // Targets in dependency order (see ../shared/spec/product.md, "Architecture"): lower targets never
 // import higher ones.
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Kernels (raw-pointer loops) drop integer-overflow checks; everything else keeps -O's checks so that its
+// preconditions stay live.
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+let optimize: [SwiftSetting] = []
 
 let package = Package(
     name: "SQAKDBench",
@@ -19,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
 
-        .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: optimize),
+        .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: kernelFlags),
         .target(name: "Tensors", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN"], swiftSettings: optimize),

@@ -118,8 +118,10 @@ struct Models: ParsableCommand {
         for (name, ds, classes) in rows {
             let m = try ModelZoo.make(name, classes: classes, seed: 0)
             let macs = m.macs(inputHeight: 32, inputWidth: 32)
-            print(String(format: "%-10@ %-11@ %7d  %11@  %8.2f M", name as NSString, ds as NSString, classes,
-                         m.parameterCount.formatted(.number) as NSString, Double(macs) / 1e6))
+            let params = m.parameterCount.formatted(.number)
+            print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + " " + ds.padding(toLength: 11, withPad: " ", startingAt: 0)
+                  + String(format: " %7d  ", classes) + String(repeating: " ", count: max(0, 11 - params.count)) + params
+                  + String(format: "  %8.2f M", Double(macs) / 1e6))
         }
     }
 }

@@ -1,0 +1,118 @@
+import Foundation
+import Kernels
+import Testing
+@testable import Training
+
+/// Fresh temporary run directory.
+func temporaryDirectory(_ label: String) -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sqakd-\(label)-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func quietTrainer(_ config: TrainConfig, _ dir: URL) -> Trainer {
+    let t = Trainer(config: config, runDirectory: dir)
+    t.progress.quiet = true
+    return t
+}
+
+/// A small real-data configuration: Fashion-MNIST (Debian's dataset-fashion-mnist), CIFAR-style 3×32×32.
+func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
+    var c = TrainConfig()
+    c.dataset = "fashion-mnist"
+    c.model = "resnet20"
+    c.epochs = epochs
+    c.batchSize = 64
+    c.trainLimit = train
+    c.testLimit = test
+    c.seed = 3
+    return c
+}
+
+@Suite(.serialized) struct TrainingTests {
+    init() { Threads.set(2) }
+
+    /// FP ResNet-20 on 3,000 real Fashion-MNIST images, 2 epochs: must learn far above chance (10%).
+    @Test func resnet20LearnsFashionMNIST() throws {
+        let dir = temporaryDirectory("learn")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let record = try quietTrainer(smallConfig(train: 3000, test: 1000, epochs: 2), dir).train()
+        #expect(record.status == "finished")
+        #expect(record.epochs.count == 2)
+        let top1 = try #require(record.lastTop1)
+        #expect(top1 > 60, "test top-1 after 2 epochs on 3k images: \(top1)%")
+        #expect(record.epochs[1].trainLoss < record.epochs[0].trainLoss)
+        // Run directory contents.
+        for f in ["config.json", "record.json", "metrics.csv", "log.txt", "last.safetensors", "last.state.safetensors", "best.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "missing \(f)")
+        }
+        let csv = try String(contentsOf: dir.appendingPathComponent("metrics.csv"), encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 3)
+        // The best checkpoint reloads and reproduces the best epoch's accuracy.
+        let model = try Checkpoint.loadModel(from: dir.appendingPathComponent("best.safetensors"))
+        #expect(model.architecture == "resnet20")
+    }
+
+    /// Interrupted after epoch 1 and resumed: identical records (timing aside) and identical weights.
+    @Test func resumeIsBitIdentical() throws {
+        let config = smallConfig(train: 640, test: 200, epochs: 3)
+        let a = temporaryDirectory("straight"), b = temporaryDirectory("resumed")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let straight = try quietTrainer(config, a).train()
+
+        let first = quietTrainer(config, b)
+        first.stopAfterEpochs = 1
+        let partial = try first.train()
+        #expect(partial.epochs.count == 1)
+        #expect(partial.status == "running")
+        let resumed = try quietTrainer(config, b).train()
+
+        #expect(resumed.status == "finished")
+        #expect(resumed.epochs.map(\.numbers) == straight.epochs.map(\.numbers))
+        let wa = try Data(contentsOf: a.appendingPathComponent("last.safetensors"))
+        let wb = try Data(contentsOf: b.appendingPathComponent("last.safetensors"))
+        #expect(wa == wb, "final checkpoints differ")
+    }
+
+    /// Same config, seed and threads: bit-identical numbers and weights.
+    @Test func deterministic() throws {
+        let config = smallConfig(train: 256, test: 100, epochs: 1)
+        let a = temporaryDirectory("det-a"), b = temporaryDirectory("det-b")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let ra = try quietTrainer(config, a).train(), rb = try quietTrainer(config, b).train()
+        #expect(ra.epochs.map(\.numbers) == rb.epochs.map(\.numbers))
+        #expect(try Data(contentsOf: a.appendingPathComponent("last.safetensors")) == Data(contentsOf: b.appendingPathComponent("last.safetensors")))
+    }
+
+    @Test func configErrors() throws {
+        var c = TrainConfig()
+        c.epochs = 0
+        #expect(throws: ConfigError.self) { try c.validate() }
+        c = TrainConfig()
+        c.optimizer = "lion"
+        #expect(throws: ConfigError.self) { try c.validate() }
+        let bad = Data(#"{"model": "resnet20", "epochz": 3}"#.utf8)
+        do {
+            _ = try JSONDecoder().decode(TrainConfig.self, from: bad)
+            Issue.record("unknown key accepted")
+        } catch {
+            #expect("\(error)".contains("epochz"))
+        }
+        // A run directory holding another config is refused, not overwritten.
+        let dir = temporaryDirectory("clash")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var other = TrainConfig()
+        other.seed = 99
+        try other.canonicalJSON().write(to: dir.appendingPathComponent("config.json"))
+        #expect(throws: ConfigError.self) { try quietTrainer(smallConfig(train: 64, test: 64, epochs: 1), dir).train() }
+    }
+
+    @Test func runIDDependsOnEveryField() {
+        var a = TrainConfig(), b = TrainConfig()
+        #expect(a.runID == b.runID)
+        b.seed = 1
+        #expect(a.runID != b.runID)
+        a.lr = 0.05
+        #expect(a.runID != TrainConfig().runID)
+    }
+}
