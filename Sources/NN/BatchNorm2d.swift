@@ -68,7 +68,7 @@ final class BatchNormCore {
         bias = Parameter(Tensor(shape: [features]))
         runningMean = Buffer(Tensor(shape: [features]))
         runningVar = Buffer(Tensor(shape: [features], values: Array(repeating: 1, count: features)))
-        numBatchesTracked = Buffer(Tensor(shape: [1]), isInteger: true)
+        numBatchesTracked = Buffer(Tensor(shape: []), isInteger: true)  // 0-d, as PyTorch stores it
     }
 
     func parameters() -> [(name: String, parameter: Parameter)] { [("weight", weight), ("bias", bias)] }
