@@ -25,7 +25,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: kernelFlags),
         .target(name: "Tensors", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], swiftSettings: optimize),
-        .target(name: "Quantization", dependencies: ["NN"], swiftSettings: optimize),
+        .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: optimize),
+        .target(name: "Quantization", dependencies: ["NN", "Plotting"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN", "Quantization"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets"], swiftSettings: optimize),
@@ -38,7 +39,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Golden")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN"], resources: [.copy("Golden")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN"], resources: [.copy("Golden")]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).

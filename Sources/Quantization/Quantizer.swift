@@ -2,7 +2,7 @@ import NN
 import Tensors
 
 /// What a quantizer is attached to.
-public enum QuantizerRole: String, Codable, Sendable {
+public enum QuantizerRole: String, Codable, Sendable, CaseIterable {
     /// A conv / linear weight (quantized on every forward).
     case weight
     /// The input activation of a conv / linear.
@@ -10,19 +10,60 @@ public enum QuantizerRole: String, Codable, Sendable {
 }
 
 /// Fake-quantization of one tensor in float: `forward` returns Q(x) (values on the quantizer's grid, still
-/// float32), `backward` returns the quantizer's *surrogate* gradient dL/dx and accumulates the gradients
-/// of its own parameters (interval bounds, step sizes, ...).
+/// float32), `backward` returns the quantizer's *surrogate* gradient dL/dx as a new tensor and accumulates
+/// (`+=`) the gradients of its own parameters (interval bounds, step sizes, ...).
 ///
 /// Life cycle: a model's quantizers are calibrated once, from the first training batch, by
-/// `calibrate(_:)` calls in network order (reference §2.2.3 and §2.3.3); afterwards `forward` quantizes.
-/// `forward` on an uncalibrated quantizer calibrates first. Each quantizer file documents its formulas,
-/// its source (paper and released code) and where the released code departs from the paper.
+/// `calibrate(_:)` calls in network order (reference §2.2.3 and §2.3.3; driver:
+/// `calibrateQuantizers(model:firstBatch:)`); afterwards `forward` quantizes. `forward` on an uncalibrated
+/// quantizer calibrates first. Each quantizer file documents its formulas, its source (paper and released
+/// code) and where the released code departs from the paper.
+///
+/// Inputs may come in any layout (plain or nChw{b}c): elementwise quantizers ignore it, and the output has
+/// the input's shape and layout.
 public protocol Quantizer: Layer {
     var role: QuantizerRole { get }
     var bits: Int { get }
     var isCalibrated: Bool { get }
     /// Sets the quantizer's data-dependent state from `x` (the tensor it will quantize).
     func calibrate(_ x: Tensor)
+    /// Where `parameters()` / `buffers()` sit inside the owning quantized layer's state: nil puts them
+    /// directly beside `weight` (EWGS's QConv keys, `layer1.0.conv1.lW`); a name nests them
+    /// (`conv.weight_fake_quant.scale`). Default nil.
+    var statePrefix: String? { get }
+    /// Parameter values and x range `sqakd quantizer curve` uses unless the user overrides them.
+    var curveDefaults: QuantizerCurveDefaults { get }
+}
+
+/// Defaults for inspecting a quantizer's transfer curve (see `QuantizerCurve`).
+public struct QuantizerCurveDefaults: Sendable {
+    /// Parameter or buffer name (as in `parameters()` / `buffers()`) → value.
+    public var parameters: [String: Float]
+    public var from: Float
+    public var to: Float
+
+    public init(parameters: [String: Float] = [:], from: Float = -2, to: Float = 2) {
+        self.parameters = parameters
+        self.from = from
+        self.to = to
+    }
+}
+
+extension Quantizer {
+    public var statePrefix: String? { nil }
+    public var curveDefaults: QuantizerCurveDefaults { QuantizerCurveDefaults() }
+
+    /// The quantizer's parameters named as they appear inside the owning layer.
+    public func ownerParameters() -> [(name: String, parameter: Parameter)] {
+        if let p = statePrefix { return prefixed(p, parameters()) }
+        return parameters()
+    }
+
+    /// The quantizer's buffers named as they appear inside the owning layer.
+    public func ownerBuffers() -> [(name: String, buffer: Buffer)] {
+        if let p = statePrefix { return prefixed(p, buffers()) }
+        return buffers()
+    }
 }
 
 /// A registered quantization method: which quantizer goes on weights and on activations at a
@@ -40,4 +81,24 @@ public protocol QuantizationScheme: Sendable {
     func makeActivationQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer?
     /// EWGS multiplies the conv output by a learnable |output_scale| (reference §2.2.1).
     var usesOutputScale: Bool { get }
+    /// MQBench-style schemes (Tiny-ImageNet) also fake-quantize the first and last layers at "32 bits"
+    /// with the same quantizer type (reference §2.3, §8.10). Default false.
+    var quantizesFirstAndLastLayers: Bool { get }
+}
+
+extension QuantizationScheme {
+    public var quantizesFirstAndLastLayers: Bool { false }
+}
+
+/// A conv / linear layer that fake-quantizes its weight and input (`QConv2d`, `QLinear`).
+public protocol QuantizedLayer: Layer {
+    var weightQuantizer: Quantizer? { get }
+    var inputQuantizer: Quantizer? { get }
+    /// The quantizers' parameters and the layer's own quantization parameters (`output_scale`), named as
+    /// in `parameters()`: the reference's quantizer optimizer group (§4.2 step 5).
+    func quantizerParameters() -> [(name: String, parameter: Parameter)]
+    /// Initialises the quantizers (and the output scale) from the layer's input `x` (reference §2.2.3).
+    func calibrate(_ x: Tensor)
+    /// When true, the next forward calls `calibrate` with its input first, then clears the flag.
+    var calibrationPending: Bool { get set }
 }

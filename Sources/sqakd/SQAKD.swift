@@ -11,7 +11,7 @@ struct SQAKD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sqakd",
         abstract: "SQAKDBench: reproduce Self-Supervised Quantization-Aware Knowledge Distillation on CPU.",
-        subcommands: [Train.self, Eval.self, Models.self, Bench.self, DataCommand.self])
+        subcommands: [Train.self, Eval.self, Models.self, Bench.self, DataCommand.self, QuantizerCommand.self])
 }
 
 /// Options every computing command shares.

@@ -1,0 +1,138 @@
+import Kernels
+import NN
+import Tensors
+
+/// A fully connected layer with fake-quantized weight and input, wrapping a `Linear` whose `weight` / `bias`
+/// it trains (for the Tiny-ImageNet style, where the classifier is quantized too).
+///
+/// Shapes as `Linear`: x [N, in] plain → y [N, out]; W [out, in]; b [out].
+/// Forward:  x_q = Q_A(x);  W_q = Q_W(W);  y₀ = x_q·W_qᵀ + b;  y = y₀·|s|  (only with `outputScale`).
+/// Backward: g = dy·|s|;  ∂L/∂s += sign(s)·Σ dy·y₀;  db += Σ_n g;  dW_q = gᵀ·x_q → dW += Q_W.backward(dW_q);
+///           dx_q = g·W_q → dx = Q_A.backward(dx_q).
+/// State: `weight`, `bias`, the quantizers' parameters, `output_scale`; buffers: the quantizers', `init`.
+public final class QLinear: QuantizedLayer {
+    public let linear: Linear
+    public let weightQuantizer: Quantizer?
+    public let inputQuantizer: Quantizer?
+    public let outputScale: Parameter?
+    public let initFlag: Buffer?
+    public var calibrationPending = false
+
+    private var savedQuantizedInput: Tensor?
+    private var savedQuantizedWeight: Tensor?
+    private var savedUnscaledOutput: Tensor?
+
+    public var weight: Parameter { linear.weight }
+    public var bias: Parameter? { linear.bias }
+
+    public init(_ linear: Linear, weightQuantizer: Quantizer?, inputQuantizer: Quantizer?, outputScale: Bool) {
+        precondition(weightQuantizer.map { $0.role == .weight } ?? true, "QLinear: weight quantizer has role activation")
+        precondition(inputQuantizer.map { $0.role == .activation } ?? true, "QLinear: input quantizer has role weight")
+        self.linear = linear
+        self.weightQuantizer = weightQuantizer
+        self.inputQuantizer = inputQuantizer
+        self.outputScale = outputScale ? Parameter(Tensor(shape: [], values: [1])) : nil
+        self.initFlag = outputScale ? Buffer(Tensor(shape: [1]), isInteger: true) : nil
+    }
+
+    private func check(_ x: Tensor) {
+        precondition(x.layout == .plain && x.shape.count == 2 && x.shape[1] == linear.inputFeatures,
+                     "QLinear(\(linear.inputFeatures)→\(linear.outputFeatures)) expects a plain [N, \(linear.inputFeatures)] input, got \(x)")
+    }
+
+    /// y = x·wᵀ + b.
+    private func affine(_ x: Tensor, _ w: Tensor) -> Tensor {
+        let n = x.shape[0], out = linear.outputFeatures
+        let y = Tensor(shape: [n, out], zeroed: false)
+        sgemm(y.data, x.data, transA: false, w.data, transB: true, m: n, n: out, k: linear.inputFeatures)
+        if let bias = linear.bias {
+            for i in 0..<n {
+                let row = y.data + i * out
+                for j in 0..<out { row[j] += bias.value.data[j] }
+            }
+        }
+        return y
+    }
+
+    /// As `QConv2d.calibrate`: quantizers from W and x, output_scale = mean|y(x, W)| / mean|y(x_q, W_q)|.
+    public func calibrate(_ x: Tensor) {
+        check(x)
+        let w = linear.weight.value
+        weightQuantizer?.calibrate(w)
+        inputQuantizer?.calibrate(x)
+        guard let outputScale else { return }
+        let wq = weightQuantizer?.forward(w, mode: .eval) ?? w
+        let xq = inputQuantizer?.forward(x, mode: .eval) ?? x
+        let full = affine(x, w), quantized = affine(xq, wq)
+        let (a, b) = withExtendedLifetime((full, quantized)) {
+            (tensorStatistics(full.data, count: full.count).meanAbs, tensorStatistics(quantized.data, count: quantized.count).meanAbs)
+        }
+        outputScale.value.data[0] = Float(a) / Float(b)
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        check(x)
+        if calibrationPending || !(weightQuantizer?.isCalibrated ?? true) || !(inputQuantizer?.isCalibrated ?? true) {
+            calibrate(x)
+            calibrationPending = false
+        }
+        let xq = inputQuantizer?.forward(x, mode: mode) ?? x
+        let wq = weightQuantizer?.forward(linear.weight.value, mode: mode) ?? linear.weight.value
+        let y0 = affine(xq, wq)
+        var y = y0
+        if let outputScale {
+            y = Tensor(shape: y0.shape, zeroed: false)
+            withExtendedLifetime(y0) { scaleForward(y: y.data, x: y0.data, s: abs(outputScale.value.data[0]), count: y0.count) }
+        }
+        savedQuantizedInput = mode == .train ? xq : nil
+        savedQuantizedWeight = mode == .train ? wq : nil
+        savedUnscaledOutput = mode == .train && outputScale != nil ? y0 : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let xq = savedQuantizedInput, let wq = savedQuantizedWeight else {
+            preconditionFailure("QLinear backward without a training forward")
+        }
+        let n = xq.shape[0], out = linear.outputFeatures, inF = linear.inputFeatures
+        precondition(dy.layout == .plain && dy.shape == [n, out], "QLinear backward: dy \(dy), expected plain [\(n), \(out)]")
+        var g = dy
+        if let outputScale, let y0 = savedUnscaledOutput {
+            g = Tensor(shape: dy.shape, zeroed: false)
+            let s = outputScale.value.data[0]
+            let sum = withExtendedLifetime(y0) { scaleBackward(dx: g.data, dy: dy.data, y0: y0.data, s: abs(s), count: dy.count) }
+            let sign: Float = s > 0 ? 1 : (s < 0 ? -1 : 0)
+            outputScale.grad.data[0] += sign * Float(sum)
+        }
+        let dwq = Tensor(shape: linear.weight.shape)
+        sgemm(dwq.data, g.data, transA: true, xq.data, transB: false, m: out, n: inF, k: n)
+        if let bias = linear.bias {
+            for i in 0..<n {
+                let row = g.data + i * out
+                for j in 0..<out { bias.grad.data[j] += row[j] }
+            }
+        }
+        let dw = weightQuantizer?.backward(dwq) ?? dwq
+        withExtendedLifetime(dw) { accumulate(y: linear.weight.grad.data, x: dw.data, count: dw.count) }
+        let dxq = Tensor(shape: [n, inF], zeroed: false)
+        withExtendedLifetime((g, wq)) { sgemm(dxq.data, g.data, transA: false, wq.data, transB: false, m: n, n: inF, k: out) }
+        savedQuantizedInput = nil
+        savedQuantizedWeight = nil
+        savedUnscaledOutput = nil
+        return inputQuantizer?.backward(dxq) ?? dxq
+    }
+
+    public func quantizerParameters() -> [(name: String, parameter: Parameter)] {
+        var list = (weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? [])
+        if let outputScale { list.append((name: "output_scale", parameter: outputScale)) }
+        return list
+    }
+
+    public func parameters() -> [(name: String, parameter: Parameter)] { linear.parameters() + quantizerParameters() }
+
+    public func buffers() -> [(name: String, buffer: Buffer)] {
+        var list = (weightQuantizer?.ownerBuffers() ?? []) + (inputQuantizer?.ownerBuffers() ?? [])
+        if let initFlag { list.append((name: "init", buffer: initFlag)) }
+        return list
+    }
+}
