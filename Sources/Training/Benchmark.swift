@@ -16,23 +16,54 @@ public struct BenchmarkResult: Codable, Sendable {
     public var inferenceMilliseconds: [Double]
 }
 
+/// Times the training step of `sqakd train` with the same options on a synthetic batch:
+/// FP: forward, cross-entropy, backward, SGD (momentum 0.9, wd 1e-4).
+/// QAT (`quantizer` ≠ fp): the quantized student (calibrated on the batch), two Adams as in `train`;
+/// with `distill` the FP teacher's eval forward and α·T²·KL replace the cross-entropy.
 public func benchmark(model name: String, batch: Int, classes: Int = 10, inputChannels: Int = 3, size: Int = 32,
+                      quantizer: String = "fp", bits: Int = 32, distill: String = "none",
                       warmup: Int = 3, steps: Int = 10) throws -> BenchmarkResult {
     guard batch >= 1, steps >= 1, warmup >= 0 else { throw ConfigError("batch and steps must be ≥ 1") }
-    let model = try ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0)
+    var config = quantizer == "fp" ? TrainConfig() : TrainConfig.quantizationDefaults()
+    config.model = name
+    config.quantizer = quantizer
+    config.bits = bits
+    config.distill = distill
+    config.epochs = 1
+    var teacherDirectory: URL?
+    if distill != "none" {
+        // A freshly initialised FP teacher of the same architecture: timing does not depend on its weights.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sqakd-bench-teacher-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent("teacher.safetensors")
+        try Checkpoint.saveModel(ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0), to: url)
+        config.teacher = url.path
+        teacherDirectory = dir
+    }
+    defer { if let teacherDirectory { try? FileManager.default.removeItem(at: teacherDirectory) } }
+    try config.validate()
+    let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels)
+    let model = setup.student
     var rng = RNG(seed: 1)
     let x = Tensor(shape: [batch, inputChannels, size, size])
     for i in 0..<x.count { x.data[i] = rng.normal() }
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
-    let sgd = SGD(groups: [ParameterGroup(parameters: model.parameters(), lr: 0.01, weightDecay: 1e-4)], momentum: 0.9)
+    if config.isQuantized { try setup.calibrate(x) }
+    _ = setup.setLearningRates(epoch: 0)
     let ce = CrossEntropyLoss()
+    let kl = KLDivergenceLoss(temperature: config.temperature)
 
     func trainStep() {
-        sgd.zeroGrad()
+        setup.zeroGrad()
         let logits = model.forward(x, mode: .train)
-        let (_, d) = ce(logits, labels: labels)
+        let d: Tensor
+        if let teacher = setup.teacher {
+            d = kl(student: logits, teacher: teacher.forward(x, mode: .eval)).dStudent
+        } else {
+            d = ce(logits, labels: labels).dLogits
+        }
         _ = model.backward(d)
-        sgd.step()
+        setup.step()
     }
     func time(_ f: () -> Void) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds

@@ -50,15 +50,19 @@ public enum Checkpoint {
     }
 }
 
-/// What resuming needs beside the model: optimizer state, the next epoch, the best result so far.
+/// What resuming needs beside the model: every optimizer's state and the next epoch.
 struct TrainState {
     var nextEpoch: Int
-    var optimizer: OptimizerState
+    /// Keyed by optimizer name (`optimizer`, or `optimizer_m` and `optimizer_q` for QAT).
+    var optimizers: [String: OptimizerState]
 
     func save(to url: URL) throws {
         var file = SafetensorsFile()
-        for (k, t) in optimizer.tensors { file.tensors["optimizer." + k] = t }
-        for (k, v) in optimizer.scalars { file.metadata["optimizer." + k] = v }
+        for (name, state) in optimizers {
+            for (k, t) in state.tensors { file.tensors[name + "." + k] = t }
+            for (k, v) in state.scalars { file.metadata[name + "." + k] = v }
+        }
+        file.metadata["optimizers"] = optimizers.keys.sorted().joined(separator: ",")
         file.metadata["next_epoch"] = "\(nextEpoch)"
         file.metadata["format"] = "sqakd-train-state-1"
         try file.write(to: url)
@@ -66,12 +70,18 @@ struct TrainState {
 
     static func load(from url: URL) throws -> TrainState {
         let file = try SafetensorsFile.read(url)
-        guard file.metadata["format"] == "sqakd-train-state-1", let e = file.metadata["next_epoch"].flatMap(Int.init) else {
+        guard file.metadata["format"] == "sqakd-train-state-1", let e = file.metadata["next_epoch"].flatMap(Int.init),
+              let names = file.metadata["optimizers"] else {
             throw ConfigError("\(url.path) is not a training-state file written by sqakd")
         }
-        var state = OptimizerState()
-        for (k, t) in file.tensors where k.hasPrefix("optimizer.") { state.tensors[String(k.dropFirst(10))] = t }
-        for (k, v) in file.metadata where k.hasPrefix("optimizer.") { state.scalars[String(k.dropFirst(10))] = v }
-        return TrainState(nextEpoch: e, optimizer: state)
+        var states = [String: OptimizerState]()
+        for name in names.split(separator: ",").map(String.init) {
+            var state = OptimizerState()
+            let prefix = name + "."
+            for (k, t) in file.tensors where k.hasPrefix(prefix) { state.tensors[String(k.dropFirst(prefix.count))] = t }
+            for (k, v) in file.metadata where k.hasPrefix(prefix) { state.scalars[String(k.dropFirst(prefix.count))] = v }
+            states[name] = state
+        }
+        return TrainState(nextEpoch: e, optimizers: states)
     }
 }

@@ -32,7 +32,39 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var trainLimit: Int = 0
     public var testLimit: Int = 0
 
+    // Quantization-aware training (reference §4.2). `fp` trains a full-precision model.
+    /// Quantizer scheme from `sqakd quantizer list`.
+    public var quantizer: String = "fp"
+    /// Weight and activation bit-width (W = A), ignored for `fp`.
+    public var bits: Int = 32
+    /// Per-scheme settings (`--set key=value`, e.g. EWGS's delta).
+    public var quantizerSettings: [String: Double] = [:]
+    /// Learning rate of the quantizer parameters' own Adam (reference lr_q; no weight decay).
+    public var quantizerLR: Double = 1e-5
+    /// FP checkpoint (safetensors file or run directory) the student starts from; defaults to the teacher.
+    public var initFrom: String?
+    /// "none" or "sqakd": loss = α·T²·KL(teacher ‖ student), no labels.
+    public var distill: String = "none"
+    /// The frozen FP teacher (safetensors file or run directory).
+    public var teacher: String?
+    public var alpha: Double = 1
+    public var temperature: Double = 4
+
     public init() {}
+
+    /// The reference's CIFAR QAT defaults (train_quant.py): Adam lr_m 1e-3, Adam lr_q 1e-5, wd 1e-4,
+    /// both cosine per epoch.
+    public static func quantizationDefaults() -> TrainConfig {
+        var c = TrainConfig()
+        c.optimizer = "adam"
+        c.lr = 1e-3
+        c.quantizerLR = 1e-5
+        c.weightDecay = 1e-4
+        return c
+    }
+
+    public var isQuantized: Bool { quantizer != "fp" }
+    public var isDistilled: Bool { distill != "none" }
 
     /// Unknown keys are errors (style.md rule 8).
     public init(from decoder: Decoder) throws {
@@ -51,11 +83,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try get("nesterov", &d.nesterov); try get("weightDecay", &d.weightDecay); try get("schedule", &d.schedule)
         try get("labelSmoothing", &d.labelSmoothing); try get("augment", &d.augment); try get("seed", &d.seed)
         try get("trainLimit", &d.trainLimit); try get("testLimit", &d.testLimit)
+        try get("quantizer", &d.quantizer); try get("bits", &d.bits); try get("quantizerSettings", &d.quantizerSettings)
+        try get("quantizerLR", &d.quantizerLR); try get("initFrom", &d.initFrom); try get("distill", &d.distill)
+        try get("teacher", &d.teacher); try get("alpha", &d.alpha); try get("temperature", &d.temperature)
         self = d
     }
 
     static let keys = ["dataset", "model", "epochs", "batchSize", "evalBatchSize", "optimizer", "lr", "momentum",
-                       "nesterov", "weightDecay", "schedule", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit"]
+                       "nesterov", "weightDecay", "schedule", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit",
+                       "quantizer", "bits", "quantizerSettings", "quantizerLR", "initFrom", "distill", "teacher", "alpha",
+                       "temperature"]
 
     /// Checks values a user can get wrong; throws one clear line.
     public func validate() throws {
@@ -68,6 +105,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if weightDecay < 0 { throw ConfigError("weight decay must be ≥ 0, got \(weightDecay)") }
         if !(0..<1).contains(labelSmoothing) { throw ConfigError("label smoothing must be in [0, 1), got \(labelSmoothing)") }
         if trainLimit < 0 || testLimit < 0 { throw ConfigError("subset limits must be ≥ 0") }
+        if !["none", "sqakd"].contains(distill) { throw ConfigError("unknown distillation '\(distill)'; use none or sqakd") }
+        if isDistilled && teacher == nil { throw ConfigError("--distill \(distill) needs --teacher RUN_DIR_OR_FILE") }
+        if !(quantizerLR > 0 && quantizerLR.isFinite) { throw ConfigError("quantizer learning rate must be positive, got \(quantizerLR)") }
+        if !(alpha > 0 && alpha.isFinite) { throw ConfigError("alpha must be positive, got \(alpha)") }
+        if !(temperature > 0 && temperature.isFinite) { throw ConfigError("temperature must be positive, got \(temperature)") }
     }
 
     /// Canonical JSON (sorted keys): what the run id hashes and what `config.json` holds.

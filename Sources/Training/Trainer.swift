@@ -27,30 +27,26 @@ public final class Trainer {
         self.dataRoot = dataRoot
     }
 
+    /// Datasets handed in directly (tests) instead of being loaded from `config.dataset`.
+    public var datasets: (train: Dataset, test: Dataset)?
+
     @discardableResult
     public func train() throws -> RunRecord {
         try config.validate()
         let kind = try DatasetKind(id: config.dataset)
-        var train = try kind.load(root: dataRoot, split: .train)
-        var test = try kind.load(root: dataRoot, split: .test)
+        var (train, test) = try datasets ?? (kind.load(root: dataRoot, split: .train), kind.load(root: dataRoot, split: .test))
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
         if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
 
-        let model = try ModelZoo.make(config.model, classes: train.classCount, inputChannels: train.channels, seed: config.seed)
-        let params = model.parameters()
-        let group = ParameterGroup(parameters: params, lr: config.lr, weightDecay: config.weightDecay)
-        let optimizer: Optimizer = config.optimizer == "adam"
-            ? Adam(groups: [group])
-            : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
-        let schedule: LRSchedule = config.schedule == "cosine"
-            ? CosineAnnealingLR(baseLR: config.lr, epochs: config.epochs)
-            : ConstantLR(lr: config.lr)
+        let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels)
+        let model = setup.student
         let loss = CrossEntropyLoss(labelSmoothing: config.labelSmoothing)
+        let kl = KLDivergenceLoss(temperature: config.temperature)
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
                                      augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
 
         try run.create()
-        var record = try resumeOrStart(model: model, optimizer: optimizer)
+        var record = try resumeOrStart(setup)
         let firstEpoch = record.epochs.count
         if firstEpoch >= config.epochs, record.status == "finished" {
             progress.finish("run \(run.url.path) already finished (\(config.epochs) epochs); nothing to do")
@@ -59,6 +55,10 @@ public final class Trainer {
         if firstEpoch > 0 {
             run.appendLog("resumed at epoch \(firstEpoch + 1) of \(config.epochs)")
             progress.finish("resuming \(run.url.lastPathComponent) at epoch \(firstEpoch + 1)/\(config.epochs)")
+        } else if config.isQuantized {
+            // Reference §2.2.3: quantizer parameters are initialised from the first shuffled, augmented
+            // training batch in one train-mode forward (BN running statistics move once, as there).
+            try setup.calibrate(loader.batch(0, epoch: 0, order: loader.order(epoch: 0)).images)
         }
         record.status = "running"
         record.system = SystemInfo.current()
@@ -67,14 +67,26 @@ public final class Trainer {
         var epochsThisSession = 0
         for epoch in firstEpoch..<config.epochs {
             let started = Date()
-            let lr = schedule.learningRate(epoch: epoch, iteration: 0)
-            optimizer.setLearningRate(lr)
+            let lrs = setup.setLearningRates(epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
-                optimizer.zeroGrad()
+                setup.zeroGrad()
                 let logits = model.forward(batch.images, mode: .train)
-                let (l, dLogits) = loss(logits, labels: batch.labels)
+                var l: Double
+                let dLogits: Tensor
+                if let teacher = setup.teacher {
+                    // SQAKD: α·KL_T(teacher ‖ student), labels unused. Training "accuracy" is the
+                    // student's top-1 agreement with the teacher, so no label reaches the record either.
+                    let t = teacher.forward(batch.images, mode: .eval)
+                    (l, dLogits) = kl(student: logits, teacher: t)
+                    l *= config.alpha
+                    if config.alpha != 1 { scale(dLogits, Float(config.alpha)) }
+                    correct += agreement(logits, t)
+                } else {
+                    (l, dLogits) = loss(logits, labels: batch.labels)
+                    correct += topKCorrect(logits, labels: batch.labels, k: 1)
+                }
                 guard l.isFinite else {
                     record.status = "failed"
                     record.failure = "loss became \(l) in epoch \(epoch + 1), batch \(batch.index + 1)"
@@ -83,9 +95,8 @@ public final class Trainer {
                     throw ConfigError("training diverged: \(record.failure!)")
                 }
                 _ = model.backward(dLogits)
-                optimizer.step()
+                setup.step()
                 lossSum += l * Double(batch.count)
-                correct += topKCorrect(logits, labels: batch.labels, k: 1)
                 seen += batch.count
                 let elapsed = Date().timeIntervalSince(started)
                 let ips = Double(seen) / max(elapsed, 1e-9)
@@ -97,28 +108,29 @@ public final class Trainer {
             let trainSeconds = Date().timeIntervalSince(started)
             let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize)
             let seconds = Date().timeIntervalSince(started)
-            let m = EpochMetrics(epoch: epoch + 1, lr: lr, trainLoss: lossSum / Double(seen),
+            let m = EpochMetrics(epoch: epoch + 1, lr: lrs[0], trainLoss: lossSum / Double(seen),
                                  trainTop1: 100 * Double(correct) / Double(seen), testLoss: eval.loss,
                                  testTop1: eval.top1, testTop5: eval.top5, seconds: seconds,
                                  imagesPerSecond: Double(seen) / trainSeconds)
             record.epochs.append(m)
             record.lastTop1 = eval.top1
+            let meta = setup.checkpointMetadata.merging(["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"]) { a, _ in a }
             let improved = record.bestTop1.map { eval.top1 > $0 } ?? true
             if improved {
                 record.bestTop1 = eval.top1
                 record.bestEpoch = epoch + 1
-                try Checkpoint.saveModel(model, to: run.bestCheckpoint, metadata: ["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"])
+                try Checkpoint.saveModel(model, to: run.bestCheckpoint, metadata: meta)
             }
             // State first, then the model: `last.safetensors` names the epoch the state belongs to.
-            try TrainState(nextEpoch: epoch + 1, optimizer: optimizer.exportState()).save(to: run.lastState)
-            try Checkpoint.saveModel(model, to: run.lastCheckpoint, metadata: ["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"])
+            try TrainState(nextEpoch: epoch + 1, optimizers: setup.exportOptimizers()).save(to: run.lastState)
+            try Checkpoint.saveModel(model, to: run.lastCheckpoint, metadata: meta)
             record.wallSeconds += seconds
             record.updatedAt = isoNow()
             if epoch + 1 == config.epochs { record.status = "finished" }
             try run.writeRecord(record)
-            let line = String(format: "epoch %d/%d  lr %.5f  train loss %.4f  train acc %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
-                              epoch + 1, config.epochs, lr, m.trainLoss, m.trainTop1, m.testLoss, m.testTop1, m.testTop5,
-                              m.imagesPerSecond, formatDuration(seconds) as NSString)
+            let line = String(format: "epoch %d/%d  lr %.5g  train loss %.4f  train %@ %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
+                              epoch + 1, config.epochs, lrs[0], m.trainLoss, (setup.teacher == nil ? "acc" : "agreement") as NSString,
+                              m.trainTop1, m.testLoss, m.testTop1, m.testTop5, m.imagesPerSecond, formatDuration(seconds) as NSString)
             run.appendLog(line)
             progress.finish(line)
             epochsThisSession += 1
@@ -127,9 +139,9 @@ public final class Trainer {
         return record
     }
 
-    /// A fresh record, or the record of an interrupted run of the same config with model and optimizer
-    /// restored from `last`.
-    func resumeOrStart(model: any Model, optimizer: Optimizer) throws -> RunRecord {
+    /// A fresh record, or the record of an interrupted run of the same config with model, quantizers and
+    /// optimizers restored from `last`.
+    func resumeOrStart(_ setup: TrainingSetup) throws -> RunRecord {
         let fm = FileManager.default
         if fm.fileExists(atPath: run.config.path) {
             let stored = try JSON.decode(TrainConfig.self, from: run.config)
@@ -146,14 +158,33 @@ public final class Trainer {
             guard file.metadata["epoch"] == "\(state.nextEpoch)" else {
                 throw ConfigError("\(run.url.path): last.safetensors and last.state.safetensors belong to different epochs; delete them to restart the run")
             }
-            try model.load(stateDict: file.tensors, strict: true)
-            try optimizer.importState(state.optimizer)
+            try setup.restore(model: file.tensors, optimizers: state.optimizers)
             record.epochs = Array(record.epochs.prefix(state.nextEpoch))
             return record
         }
         let now = isoNow()
         return RunRecord(runID: config.runID, status: "running", failure: nil, config: config, system: SystemInfo.current(),
-                         parameterCount: model.parameterCount, epochs: [], bestTop1: nil, bestEpoch: nil, lastTop1: nil,
+                         parameterCount: setup.student.parameterCount, epochs: [], bestTop1: nil, bestEpoch: nil, lastTop1: nil,
                          wallSeconds: 0, startedAt: now, updatedAt: now)
     }
+}
+
+/// Multiplies every element by `a` in place.
+func scale(_ t: Tensor, _ a: Float) {
+    for i in 0..<t.count { t.data[i] *= a }
+}
+
+/// Rows where the student's arg-max equals the teacher's (ties to the lowest index).
+func agreement(_ student: Tensor, _ teacher: Tensor) -> Int {
+    let n = student.shape[0], c = student.shape[1]
+    var agree = 0
+    for r in 0..<n {
+        var bs = 0, bt = 0
+        for j in 1..<c {
+            if student.data[r * c + j] > student.data[r * c + bs] { bs = j }
+            if teacher.data[r * c + j] > teacher.data[r * c + bt] { bt = j }
+        }
+        if bs == bt { agree += 1 }
+    }
+    return agree
 }

@@ -46,14 +46,39 @@ struct Train: ParsableCommand {
     @Option var seed: UInt64?
     @Option(help: "Use only the first N training images.") var trainLimit: Int?
     @Option(help: "Use only the first N test images.") var testLimit: Int?
+    @Option(help: "Quantizer scheme (`sqakd quantizer list`); fp = full precision.") var quantizer: String?
+    @Option(help: "Weight and activation bit-width (W = A).") var bits: Int?
+    @Option(name: .customLong("set"), help: "Quantizer setting key=value (repeatable), e.g. delta=0.") var settings: [String] = []
+    @Option(name: .customLong("lr-q"), help: "Learning rate of the quantizer parameters' Adam.") var quantizerLR: Double?
+    @Option(name: .customLong("init"), help: "FP checkpoint or run directory the student starts from (default: the teacher).") var initFrom: String?
+    @Option(help: "Distillation: none or sqakd (α·T²·KL to the teacher, no labels).") var distill: String?
+    @Option(help: "FP teacher: a .safetensors file or a run directory (its best.safetensors).") var teacher: String?
+    @Option(help: "Weight α of the SQAKD loss.") var alpha: Double?
+    @Option(help: "Distillation temperature T.") var temperature: Double?
     @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
     @Option(help: "Run directory (default runs/<model>-<dataset>-<run id>).") var output: String?
     @OptionGroup var engine: EngineOptions
 
     func run() throws {
         try engine.apply()
-        var c = TrainConfig()
+        // QAT runs default to the reference's train_quant.py settings (two Adams, lr 1e-3 / 1e-5).
+        var c = (quantizer.map { $0 != "fp" } ?? false) ? TrainConfig.quantizationDefaults() : TrainConfig()
         if let path = config { c = try TrainConfig.load(path) }
+        if let v = quantizer { c.quantizer = v }
+        if let v = bits { c.bits = v }
+        for kv in settings {
+            let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = Double(parts[1]) else {
+                throw ValidationError("--set expects key=number, got '\(kv)'")
+            }
+            c.quantizerSettings[parts[0]] = value
+        }
+        if let v = quantizerLR { c.quantizerLR = v }
+        if let v = initFrom { c.initFrom = v }
+        if let v = distill { c.distill = v }
+        if let v = teacher { c.teacher = v }
+        if let v = alpha { c.alpha = v }
+        if let v = temperature { c.temperature = v }
         if let v = dataset { c.dataset = v }
         if let v = model { c.model = v }
         if let v = epochs { c.epochs = v }
@@ -70,7 +95,8 @@ struct Train: ParsableCommand {
         if let v = trainLimit { c.trainLimit = v }
         if let v = testLimit { c.testLimit = v }
         try c.validate()
-        let dir = output ?? "runs/\(c.model)-\(c.dataset)-\(c.runID)"
+        let label = c.isQuantized ? "-\(c.quantizer)-w\(c.bits)a\(c.bits)" + (c.isDistilled ? "-\(c.distill)" : "") : ""
+        let dir = output ?? "runs/\(c.model)-\(c.dataset)\(label)-\(c.runID)"
         print("run directory: \(dir)")
         let record = try Trainer(config: c, runDirectory: URL(fileURLWithPath: dir), dataRoot: dataRoot).train()
         if let best = record.bestTop1, let last = record.lastTop1 {
@@ -132,6 +158,9 @@ struct Bench: ParsableCommand {
     @Option var model: String = "resnet20"
     @Option var batch: Int = 128
     @Option var classes: Int = 10
+    @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
+    @Option(help: "Weight and activation bit-width.") var bits: Int = 32
+    @Option(help: "none or sqakd (adds the teacher's forward and the KL loss).") var distill: String = "none"
     @Option(help: "Timed steps (median reported).") var steps: Int = 10
     @Option var warmup: Int = 3
     @Flag(help: "Print JSON.") var json = false
@@ -139,7 +168,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try engine.apply()
-        let r = try benchmark(model: model, batch: batch, classes: classes, warmup: warmup, steps: steps)
+        let r = try benchmark(model: model, batch: batch, classes: classes, quantizer: quantizer, bits: bits, distill: distill,
+                              warmup: warmup, steps: steps)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]

@@ -1,0 +1,121 @@
+import Foundation
+import Models
+import NN
+import Quantization
+import Tensors
+
+/// The objects of one run: the student (FP or quantized), the frozen teacher, the optimizers with their
+/// schedules. Built the same way for a fresh run and a resumed one.
+///
+/// FP (reference train_fp.py): one optimizer (`config.optimizer`) over every parameter, BN included.
+/// QAT (reference train_quant.py §4.2): the student is the zoo model initialised from an FP checkpoint,
+/// then quantized (CIFAR style: every conv but the stem / first VGG block and the classifier); two
+/// Adams — model parameters (conv/linear weights and biases, BN affine) at `lr` with coupled L2 weight
+/// decay, quantizer parameters at `quantizerLR` without decay — each with its own per-epoch cosine.
+final class TrainingSetup {
+    let config: TrainConfig
+    let student: any Model
+    let teacher: (any Model)?
+    /// (optimizer, schedule, state-name prefix)
+    let optimizers: [(optimizer: Optimizer, schedule: LRSchedule, name: String)]
+    let checkpointMetadata: [String: String]
+
+    init(config: TrainConfig, classes: Int, inputChannels: Int) throws {
+        self.config = config
+        var student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
+        var meta = [String: String]()
+        if let from = config.initFrom ?? (config.isQuantized ? config.teacher : nil) {
+            let url = try resolveCheckpoint(from)
+            let file = try SafetensorsFile.read(url)
+            do { try student.load(stateDict: file.tensors, strict: true) } catch {
+                throw ConfigError("cannot start \(config.model) from \(url.path): \(error)")
+            }
+            meta["init_from"] = url.path
+        }
+        if config.isQuantized {
+            let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
+            student = try quantizeModel(student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings)
+            meta["quantizer"] = config.quantizer
+            meta["bits"] = "\(config.bits)"
+        }
+        self.student = student
+        if config.isDistilled, let t = config.teacher {
+            let url = try resolveCheckpoint(t)
+            let teacher = try Checkpoint.loadModel(from: url)
+            guard teacher.classes == classes else {
+                throw ConfigError("teacher \(url.path) has \(teacher.classes) classes, the dataset \(classes)")
+            }
+            self.teacher = teacher
+            meta["teacher"] = url.path
+        } else {
+            self.teacher = nil
+        }
+        checkpointMetadata = meta
+
+        let named = student.parameters()
+        if config.isQuantized {
+            // The reference's split (train_quant.py:231-269): weights/biases of convs and linears and BN
+            // affine go to the model optimizer, every other parameter belongs to a quantizer.
+            let isModel = { (name: String) in name.hasSuffix(".weight") || name.hasSuffix(".bias") }
+            let m = Adam(groups: [ParameterGroup(parameters: named.filter { isModel($0.name) }, lr: config.lr, weightDecay: config.weightDecay)])
+            let q = Adam(groups: [ParameterGroup(parameters: named.filter { !isModel($0.name) }, lr: config.quantizerLR, weightDecay: 0)])
+            optimizers = [(m, Self.schedule(config, base: config.lr), "optimizer_m"),
+                          (q, Self.schedule(config, base: config.quantizerLR), "optimizer_q")]
+        } else {
+            let group = ParameterGroup(parameters: named, lr: config.lr, weightDecay: config.weightDecay)
+            let o: Optimizer = config.optimizer == "adam"
+                ? Adam(groups: [group])
+                : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
+            optimizers = [(o, Self.schedule(config, base: config.lr), "optimizer")]
+        }
+    }
+
+    static func schedule(_ c: TrainConfig, base: Double) -> LRSchedule {
+        c.schedule == "cosine" ? CosineAnnealingLR(baseLR: base, epochs: c.epochs) : ConstantLR(lr: base)
+    }
+
+    /// Sets each optimizer's learning rate for `epoch`; returns them (model optimizer first).
+    func setLearningRates(epoch: Int) -> [Double] {
+        optimizers.map { o in
+            let lr = o.schedule.learningRate(epoch: epoch, iteration: 0)
+            o.optimizer.setLearningRate(lr)
+            return lr
+        }
+    }
+
+    func zeroGrad() { for o in optimizers { o.optimizer.zeroGrad() } }
+    func step() { for o in optimizers { o.optimizer.step() } }
+
+    func calibrate(_ firstBatch: Tensor) throws {
+        try calibrateModel(student, firstBatch: firstBatch)
+    }
+
+    func exportOptimizers() -> [String: OptimizerState] {
+        Dictionary(uniqueKeysWithValues: optimizers.map { ($0.name, $0.optimizer.exportState()) })
+    }
+
+    func restore(model state: [String: Tensor], optimizers states: [String: OptimizerState]) throws {
+        try student.load(stateDict: state, strict: true)
+        markCalibrated(student)
+        for o in optimizers {
+            guard let s = states[o.name] else { throw ConfigError("the training state has no \(o.name)") }
+            try o.optimizer.importState(s)
+        }
+    }
+}
+
+/// A run directory means its `best.safetensors` (the reference's teachers are best-on-test checkpoints).
+func resolveCheckpoint(_ path: String) throws -> URL {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+        throw ConfigError("checkpoint \(path) does not exist (give a .safetensors file or a run directory)")
+    }
+    if isDir.boolValue {
+        let best = URL(fileURLWithPath: path).appendingPathComponent("best.safetensors")
+        guard FileManager.default.fileExists(atPath: best.path) else {
+            throw ConfigError("run directory \(path) has no best.safetensors yet")
+        }
+        return best
+    }
+    return URL(fileURLWithPath: path)
+}
