@@ -28,6 +28,9 @@ public enum QuantizerRegistry {
     public static let schemes: [any QuantizationScheme] = [
         FPScheme(),
         EWGSScheme(),
+        PACTScheme(),
+        LSQScheme(),
+        DoReFaScheme(),
     ]
 
     public static var names: [String] { schemes.map(\.name) }
