@@ -10,6 +10,10 @@ SGD lr 0.1, momentum 0.9, weight decay 1e-4, cosine annealing stepped per epoch,
 
     /usr/bin/python3 scripts/pytorch_fmnist_resnet20.py --epochs 1 --out /tmp/pt_resnet20.safetensors
     .build/release/sqakd eval --checkpoint /tmp/pt_resnet20.safetensors --dataset fashion-mnist
+
+and the other direction, a checkpoint written by `sqakd train` evaluated by PyTorch (strict load):
+
+    /usr/bin/python3 scripts/pytorch_fmnist_resnet20.py --eval-only runs/<run>/best.safetensors
 """
 import argparse
 import gzip
@@ -78,6 +82,21 @@ def save_safetensors(path, state):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
+    for name, h in header.items():
+        b, e = h["data_offsets"]
+        arr = np.frombuffer(data[8 + n + b:8 + n + e], dtype=dtypes[h["dtype"]]).reshape(h["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out
+
+
 def evaluate(model, x, y):
     model.eval()
     loss_sum, c1, c5 = 0.0, 0, 0
@@ -100,8 +119,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="safetensors file for the final model")
+    ap.add_argument("--out", help="safetensors file for the final model")
+    ap.add_argument("--eval-only", metavar="CHECKPOINT", help="only evaluate this safetensors state dict")
     args = ap.parse_args()
+    if not args.out and not args.eval_only:
+        ap.error("give --out (train) or --eval-only CHECKPOINT")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -114,6 +136,11 @@ def main():
         xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
 
     model = make("resnet20", 10)
+    if args.eval_only:
+        model.load_state_dict(load_safetensors(args.eval_only), strict=True)
+        top1, top5, loss = evaluate(model, xte, yte)
+        print(f"PyTorch eval of {args.eval_only}: top-1 {top1:.2f}%  top-5 {top5:.2f}%  loss {loss:.6f}")
+        return
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs, eta_min=0)
     for epoch in range(args.epochs):

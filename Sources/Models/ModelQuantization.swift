@@ -83,27 +83,3 @@ private func setInitFlag(_ layer: QuantizedLayer, _ value: Float) {
     if let q = layer as? QConv2d { q.initFlag?.value.fill(value) }
     if let q = layer as? QLinear { q.initFlag?.value.fill(value) }
 }
-
-// MARK: Training-side conveniences
-
-/// `quantize(model:scheme:bits:settings:style:)` in the CIFAR style, returning the (same, mutated) model.
-public func quantizeModel(_ model: any Model, scheme: any QuantizationScheme, bits: Int,
-                          settings: [String: Double] = [:]) throws -> any Model {
-    try quantize(model: model, scheme: scheme, bits: bits, settings: settings, style: .cifar)
-    return model
-}
-
-/// `calibrateQuantizers(model:firstBatch:)`; throws if the batch does not fit the model's input.
-public func calibrateModel(_ model: any Model, firstBatch: Tensor) throws {
-    guard firstBatch.shape.count == 4, firstBatch.shape[1] == model.inputChannels, firstBatch.shape[0] > 0 else {
-        throw QuantizationError.invalidArgument(
-            "calibration batch \(firstBatch.shape) does not fit \(model.architecture) ([N, \(model.inputChannels), H, W])")
-    }
-    calibrateQuantizers(model: model, firstBatch: firstBatch)
-}
-
-/// After loading a checkpoint: quantizers read their calibration state from their parameters / buffers
-/// (EWGS: a non-empty interval; MQBench: `observer_enabled` = 0), so this only clears pending calibrations.
-public func markCalibrated(_ model: any Model) {
-    for (_, layer) in quantizedLayers(in: model) { layer.calibrationPending = false }
-}

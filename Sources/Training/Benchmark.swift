@@ -48,7 +48,7 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     let x = Tensor(shape: [batch, inputChannels, size, size])
     for i in 0..<x.count { x.data[i] = rng.normal() }
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
-    if config.isQuantized { try setup.calibrate(x) }
+    if config.isQuantized { setup.calibrate(x) }
     _ = setup.setLearningRates(epoch: 0)
     let ce = CrossEntropyLoss()
     let kl = KLDivergenceLoss(temperature: config.temperature)

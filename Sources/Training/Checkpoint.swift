@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import NN
+import Quantization
 import Tensors
 
 /// Model checkpoints in safetensors with the PyTorch reference's state-dict names: `torch.load_state_dict(
@@ -37,6 +38,13 @@ public enum Checkpoint {
         for name in candidates {
             do {
                 let model = try ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0)
+                // A QAT checkpoint names its scheme and bit-width; its quantizers come back calibrated
+                // from their stored parameters.
+                if let q = file.metadata["quantizer"], q != "fp" {
+                    let bits = try file.metadata["bits"].flatMap(Int.init)
+                        ?? { throw ConfigError("\(url.path): quantizer \(q) without a bit-width in its metadata") }()
+                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits)
+                }
                 try model.load(stateDict: file.tensors, strict: true)
                 return model
             } catch {

@@ -58,7 +58,7 @@ public final class Trainer {
         } else if config.isQuantized {
             // Reference §2.2.3: quantizer parameters are initialised from the first shuffled, augmented
             // training batch in one train-mode forward (BN running statistics move once, as there).
-            try setup.calibrate(loader.batch(0, epoch: 0, order: loader.order(epoch: 0)).images)
+            setup.calibrate(loader.batch(0, epoch: 0, order: loader.order(epoch: 0)).images)
         }
         record.status = "running"
         record.system = SystemInfo.current()

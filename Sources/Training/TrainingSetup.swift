@@ -22,7 +22,7 @@ final class TrainingSetup {
 
     init(config: TrainConfig, classes: Int, inputChannels: Int) throws {
         self.config = config
-        var student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
+        let student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
         var meta = [String: String]()
         if let from = config.initFrom ?? (config.isQuantized ? config.teacher : nil) {
             let url = try resolveCheckpoint(from)
@@ -34,7 +34,7 @@ final class TrainingSetup {
         }
         if config.isQuantized {
             let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
-            student = try quantizeModel(student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings)
+            _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings)
             meta["quantizer"] = config.quantizer
             meta["bits"] = "\(config.bits)"
         }
@@ -54,11 +54,13 @@ final class TrainingSetup {
 
         let named = student.parameters()
         if config.isQuantized {
-            // The reference's split (train_quant.py:231-269): weights/biases of convs and linears and BN
-            // affine go to the model optimizer, every other parameter belongs to a quantizer.
-            let isModel = { (name: String) in name.hasSuffix(".weight") || name.hasSuffix(".bias") }
-            let m = Adam(groups: [ParameterGroup(parameters: named.filter { isModel($0.name) }, lr: config.lr, weightDecay: config.weightDecay)])
-            let q = Adam(groups: [ParameterGroup(parameters: named.filter { !isModel($0.name) }, lr: config.quantizerLR, weightDecay: 0)])
+            // The reference's split (train_quant.py:231-269): quantizer parameters (EWGS: lW, uW, lA, uA,
+            // lA_t, uA_t, output_scale) to their own Adam, everything else (conv / linear weights and
+            // biases, BN affine) to the model's.
+            let owned = Set(quantizerParameters(of: student).map { ObjectIdentifier($0.parameter) })
+            let isQuantizer = { (p: (name: String, parameter: Parameter)) in owned.contains(ObjectIdentifier(p.parameter)) }
+            let m = Adam(groups: [ParameterGroup(parameters: named.filter { !isQuantizer($0) }, lr: config.lr, weightDecay: config.weightDecay)])
+            let q = Adam(groups: [ParameterGroup(parameters: named.filter(isQuantizer), lr: config.quantizerLR, weightDecay: 0)])
             optimizers = [(m, Self.schedule(config, base: config.lr), "optimizer_m"),
                           (q, Self.schedule(config, base: config.quantizerLR), "optimizer_q")]
         } else {
@@ -86,8 +88,9 @@ final class TrainingSetup {
     func zeroGrad() { for o in optimizers { o.optimizer.zeroGrad() } }
     func step() { for o in optimizers { o.optimizer.step() } }
 
-    func calibrate(_ firstBatch: Tensor) throws {
-        try calibrateModel(student, firstBatch: firstBatch)
+    /// Reference §2.2.3: one train-mode forward of the first batch initialises every quantizer in order.
+    func calibrate(_ firstBatch: Tensor) {
+        _ = calibrateQuantizers(model: student, firstBatch: firstBatch)
     }
 
     func exportOptimizers() -> [String: OptimizerState] {
@@ -95,8 +98,8 @@ final class TrainingSetup {
     }
 
     func restore(model state: [String: Tensor], optimizers states: [String: OptimizerState]) throws {
+        // Quantizers read their calibration from the loaded state (EWGS: a non-empty interval).
         try student.load(stateDict: state, strict: true)
-        markCalibrated(student)
         for o in optimizers {
             guard let s = states[o.name] else { throw ConfigError("the training state has no \(o.name)") }
             try o.optimizer.importState(s)
