@@ -37,16 +37,35 @@ public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int
         }
         return names
     case .tinyImageNet:
-        throw QuantizationError.invalidArgument(
-            "the tiny-imagenet quantization style (every conv and linear, first/last at 32 bits) is not available " +
-            "until the Tiny-ImageNet models land; use --style cifar")
+        // Reference §2.3.1 / §8.10: every conv and linear; the first and the last get the same quantizer
+        // classes at 32 bits (MQBench's academic backend as the authors modified it). A scheme without a
+        // 32-bit form (EWGS) leaves them in full precision.
+        var layers: [String] = []
+        model.replaceWeightLayers { name, layer in layers.append(name); return layer }
+        var names: [String] = []
+        try model.replaceWeightLayers { name, layer in
+            let edge = name == layers.first || name == layers.last
+            if edge && !scheme.quantizesFirstAndLastLayers { return layer }
+            let b = edge ? 32 : bits
+            let wq = try scheme.makeWeightQuantizer(bits: b, settings: resolved)
+            let aq = try scheme.makeActivationQuantizer(bits: b, settings: resolved)
+            names.append(name)
+            if let conv = layer as? Conv2d {
+                return QConv2d(conv, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
+            }
+            if let linear = layer as? Linear {
+                return QLinear(linear, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
+            }
+            throw QuantizationError.invalidArgument("\(name) is already quantized (\(type(of: layer)))")
+        }
+        return names
     }
 }
 
 /// The quantized layers of `model`, by state-dict prefix, in forward order.
 public func quantizedLayers(in model: any Model) -> [(name: String, layer: QuantizedLayer)] {
     var list: [(name: String, layer: QuantizedLayer)] = []
-    model.replaceQuantizableConvs { name, layer in
+    model.replaceWeightLayers { name, layer in
         if let q = layer as? QuantizedLayer { list.append((name, q)) }
         return layer
     }

@@ -25,6 +25,10 @@ public protocol Model: Layer {
     /// The replacement's parameters and buffers appear in the state dict under `name.` (so a quantized
     /// conv listing `weight` and its quantizer's parameters keeps the reference's QConv key names).
     func replaceQuantizableConvs(_ transform: (_ name: String, _ conv: Layer) throws -> Layer) rethrows
+
+    /// Visits every conv and linear in forward order, the first layer first and the classifier last, and
+    /// replaces each by `transform(name, current)` (the Tiny-ImageNet / MQBench style quantizes all of them).
+    func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows
 }
 
 /// A model-zoo request that cannot be served; the message is meant for the command line.

@@ -103,7 +103,8 @@ public final class ResNetCIFAR: Model {
     public let inputChannels: Int
     public let blocksPerStage: Int
 
-    public let conv1: Conv2d
+    /// The stem conv (`Layer`-typed so the Tiny-ImageNet-style transform can quantize it).
+    public private(set) var conv1: Layer
     public let bn1: BatchNorm2d
     let relu = ReLU()
     /// Children are `BasicBlock`s named "0", "1", ...
@@ -114,7 +115,8 @@ public final class ResNetCIFAR: Model {
     let pool = AdaptiveAvgPool2d(outputSize: 1)
     let flatten = Flatten()
     public let bn2: BatchNorm1d
-    public let linear: Linear
+    /// The classifier (`Layer`-typed for the same reason).
+    public private(set) var linear: Layer
 
     public static let stageWidths = [16, 32, 64]
 
@@ -126,10 +128,11 @@ public final class ResNetCIFAR: Model {
         self.inputChannels = inputChannels
         blocksPerStage = n
 
-        conv1 = Conv2d(inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, stride: 1, padding: 1,
-                       bias: false)
-        conv1.propagatesInputGradient = false
-        Initialization.kaimingNormalFanIn(conv1.weight.value, rng: &rng)
+        let stem = Conv2d(inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, stride: 1, padding: 1,
+                          bias: false)
+        stem.propagatesInputGradient = false
+        Initialization.kaimingNormalFanIn(stem.weight.value, rng: &rng)
+        conv1 = stem
         bn1 = BatchNorm2d(features: 16)
 
         var stageBlocks: [[BasicBlock]] = []
@@ -149,9 +152,10 @@ public final class ResNetCIFAR: Model {
         layer3 = Sequential(stageBlocks[2])
 
         bn2 = BatchNorm1d(features: 64)
-        linear = Linear(inputFeatures: 64, outputFeatures: classes, bias: true)
-        Initialization.kaimingNormalFanIn(linear.weight.value, rng: &rng)
-        if let b = linear.bias { Initialization.uniform(b.value, bound: 1 / Float(64).squareRoot(), rng: &rng) }
+        let fc = Linear(inputFeatures: 64, outputFeatures: classes, bias: true)
+        Initialization.kaimingNormalFanIn(fc.weight.value, rng: &rng)
+        if let b = fc.bias { Initialization.uniform(b.value, bound: 1 / Float(64).squareRoot(), rng: &rng) }
+        linear = fc
     }
 
     var stages: [(name: String, layer: Sequential)] { [("layer1", layer1), ("layer2", layer2), ("layer3", layer3)] }
@@ -231,5 +235,11 @@ public final class ResNetCIFAR: Model {
             block.conv1 = try transform(name + ".conv1", block.conv1)
             block.conv2 = try transform(name + ".conv2", block.conv2)
         }
+    }
+
+    public func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows {
+        conv1 = try transform("conv1", conv1)
+        try replaceQuantizableConvs(transform)
+        linear = try transform("linear", linear)
     }
 }

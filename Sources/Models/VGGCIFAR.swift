@@ -95,7 +95,8 @@ public final class VGGCIFAR: Model {
     let pools: [MaxPool2d]
     let globalPool = AdaptiveAvgPool2d(outputSize: 1)
     let flatten = Flatten()
-    public let classifier: Linear
+    /// `Layer`-typed so the Tiny-ImageNet-style transform can quantize it.
+    public private(set) var classifier: Layer
 
     /// The layers of the last training forward, in order (pool3 depends on the input height).
     var savedPath: [Layer] = []
@@ -123,9 +124,10 @@ public final class VGGCIFAR: Model {
         groups = groupBlocks.map { Sequential($0) }
         pools = (0..<4).map { _ in MaxPool2d(kernelSize: 2, stride: 2, padding: 0) }
 
-        classifier = Linear(inputFeatures: 512, outputFeatures: classes, bias: true)
-        Initialization.normal(classifier.weight.value, std: 0.01, rng: &rng)
-        classifier.bias?.value.fill(0)
+        let fc = Linear(inputFeatures: 512, outputFeatures: classes, bias: true)
+        Initialization.normal(fc.weight.value, std: 0.01, rng: &rng)
+        fc.bias?.value.fill(0)
+        classifier = fc
     }
 
     /// Whether the reference applies pool3: only for 64-pixel-high inputs (Tiny-ImageNet-sized).
@@ -197,5 +199,11 @@ public final class VGGCIFAR: Model {
 
     public func replaceQuantizableConvs(_ transform: (_ name: String, _ conv: Layer) throws -> Layer) rethrows {
         for (name, block) in quantizableBlocks { block.conv2d = try transform(name + ".conv2d", block.conv2d) }
+    }
+
+    public func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows {
+        for (i, block) in groupBlocks[0].enumerated() { block.conv2d = try transform("layer0.\(i).conv2d", block.conv2d) }
+        try replaceQuantizableConvs(transform)
+        classifier = try transform("classifier", classifier)
     }
 }

@@ -59,23 +59,26 @@ public final class QConv2d: QuantizedLayer {
         return y
     }
 
-    /// Reference `QConv.initialize` (§2.2.3): calibrates the weight quantizer on W and the input quantizer on
-    /// x, then sets output_scale = mean|conv(x, W) + b| / mean|conv(x_q, W_q) + b|.
-    public func calibrate(_ x: Tensor) {
-        let g = geometry(of: x)
+    /// The calibration pass (reference `QConv.initialize`, §2.2.3; MQBench's observer step, §2.3.3):
+    /// calibrates both quantizers and returns the operands this pass computes with (`calibrationForward`),
+    /// then sets output_scale = mean|conv(x, W) + b| / mean|conv(x_q, W_q) + b| when the layer has one.
+    @discardableResult
+    func calibrationOperands(_ x: Tensor, _ g: ConvGeometry) -> (x: Tensor, w: Tensor) {
         let w = conv.weight.value
-        weightQuantizer?.calibrate(w)
-        inputQuantizer?.calibrate(x)
-        guard let outputScale else { return }
-        let wq = weightQuantizer?.forward(w, mode: .eval) ?? w
-        let xq = inputQuantizer?.forward(x, mode: .eval) ?? x
-        // Bound and kept alive: a temporary's storage may be freed as soon as `.data` is read.
-        let yFull = convolve(x, w, g), yQuantized = convolve(xq, wq, g)
-        let (full, quantized) = withExtendedLifetime((yFull, yQuantized)) {
-            (tensorStatistics(yFull.data, count: yFull.count).meanAbs, tensorStatistics(yQuantized.data, count: yQuantized.count).meanAbs)
+        let wq = weightQuantizer?.calibrationForward(w) ?? w
+        let xq = inputQuantizer?.calibrationForward(x) ?? x
+        if let outputScale {
+            // Bound and kept alive: a temporary's storage may be freed as soon as `.data` is read.
+            let yFull = convolve(x, w, g), yQuantized = convolve(xq, wq, g)
+            let (full, quantized) = withExtendedLifetime((yFull, yQuantized)) {
+                (tensorStatistics(yFull.data, count: yFull.count).meanAbs, tensorStatistics(yQuantized.data, count: yQuantized.count).meanAbs)
+            }
+            outputScale.value.data[0] = Float(full) / Float(quantized)
         }
-        outputScale.value.data[0] = Float(full) / Float(quantized)
+        return (xq, wq)
     }
+
+    public func calibrate(_ x: Tensor) { calibrationOperands(x, geometry(of: x)) }
 
     private var needsCalibration: Bool {
         calibrationPending || !(weightQuantizer?.isCalibrated ?? true) || !(inputQuantizer?.isCalibrated ?? true)
@@ -83,12 +86,14 @@ public final class QConv2d: QuantizedLayer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let g = geometry(of: x)
+        let xq: Tensor, wq: Tensor
         if needsCalibration {
-            calibrate(x)
+            (xq, wq) = calibrationOperands(x, g)
             calibrationPending = false
+        } else {
+            xq = inputQuantizer?.forward(x, mode: mode) ?? x
+            wq = weightQuantizer?.forward(conv.weight.value, mode: mode) ?? conv.weight.value
         }
-        let xq = inputQuantizer?.forward(x, mode: mode) ?? x
-        let wq = weightQuantizer?.forward(conv.weight.value, mode: mode) ?? conv.weight.value
         let y0 = convolve(xq, wq, g)
         var y = y0
         if let outputScale {

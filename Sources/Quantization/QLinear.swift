@@ -54,30 +54,38 @@ public final class QLinear: QuantizedLayer {
         return y
     }
 
-    /// As `QConv2d.calibrate`: quantizers from W and x, output_scale = mean|y(x, W)| / mean|y(x_q, W_q)|.
+    /// As `QConv2d`'s calibration pass: calibrates both quantizers, returns the operands of this pass
+    /// (`calibrationForward`) and sets output_scale = mean|y(x, W)| / mean|y(x_q, W_q)| when the layer has one.
+    @discardableResult
+    func calibrationOperands(_ x: Tensor) -> (x: Tensor, w: Tensor) {
+        let w = linear.weight.value
+        let wq = weightQuantizer?.calibrationForward(w) ?? w
+        let xq = inputQuantizer?.calibrationForward(x) ?? x
+        if let outputScale {
+            let full = affine(x, w), quantized = affine(xq, wq)
+            let (a, b) = withExtendedLifetime((full, quantized)) {
+                (tensorStatistics(full.data, count: full.count).meanAbs, tensorStatistics(quantized.data, count: quantized.count).meanAbs)
+            }
+            outputScale.value.data[0] = Float(a) / Float(b)
+        }
+        return (xq, wq)
+    }
+
     public func calibrate(_ x: Tensor) {
         check(x)
-        let w = linear.weight.value
-        weightQuantizer?.calibrate(w)
-        inputQuantizer?.calibrate(x)
-        guard let outputScale else { return }
-        let wq = weightQuantizer?.forward(w, mode: .eval) ?? w
-        let xq = inputQuantizer?.forward(x, mode: .eval) ?? x
-        let full = affine(x, w), quantized = affine(xq, wq)
-        let (a, b) = withExtendedLifetime((full, quantized)) {
-            (tensorStatistics(full.data, count: full.count).meanAbs, tensorStatistics(quantized.data, count: quantized.count).meanAbs)
-        }
-        outputScale.value.data[0] = Float(a) / Float(b)
+        calibrationOperands(x)
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         check(x)
+        let xq: Tensor, wq: Tensor
         if calibrationPending || !(weightQuantizer?.isCalibrated ?? true) || !(inputQuantizer?.isCalibrated ?? true) {
-            calibrate(x)
+            (xq, wq) = calibrationOperands(x)
             calibrationPending = false
+        } else {
+            xq = inputQuantizer?.forward(x, mode: mode) ?? x
+            wq = weightQuantizer?.forward(linear.weight.value, mode: mode) ?? linear.weight.value
         }
-        let xq = inputQuantizer?.forward(x, mode: mode) ?? x
-        let wq = weightQuantizer?.forward(linear.weight.value, mode: mode) ?? linear.weight.value
         let y0 = affine(xq, wq)
         var y = y0
         if let outputScale {

@@ -27,6 +27,10 @@ public protocol Quantizer: Layer {
     var isCalibrated: Bool { get }
     /// Sets the quantizer's data-dependent state from `x` (the tensor it will quantize).
     func calibrate(_ x: Tensor)
+    /// The calibration pass: calibrates from `x` and returns what the layer computes with during that pass.
+    /// Default: the quantized x (EWGS, reference QConv.initialize). MQBench quantizers return their input
+    /// with fake-quant off (PACT: clipped at ±α; DoReFa: tanh-normalised; LSQ: unchanged), §2.3.3.
+    func calibrationForward(_ x: Tensor) -> Tensor
     /// Where `parameters()` / `buffers()` sit inside the owning quantized layer's state: nil puts them
     /// directly beside `weight` (EWGS's QConv keys, `layer1.0.conv1.lW`); a name nests them
     /// (`conv.weight_fake_quant.scale`). Default nil.
@@ -50,6 +54,11 @@ public struct QuantizerCurveDefaults: Sendable {
 }
 
 extension Quantizer {
+    public func calibrationForward(_ x: Tensor) -> Tensor {
+        calibrate(x)
+        return forward(x, mode: .eval)
+    }
+
     public var statePrefix: String? { nil }
     public var curveDefaults: QuantizerCurveDefaults { QuantizerCurveDefaults() }
 

@@ -43,7 +43,8 @@ public enum Checkpoint {
                 if let q = file.metadata["quantizer"], q != "fp" {
                     let bits = try file.metadata["bits"].flatMap(Int.init)
                         ?? { throw ConfigError("\(url.path): quantizer \(q) without a bit-width in its metadata") }()
-                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits)
+                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits,
+                                     style: file.metadata["style"] == "tiny-imagenet" ? .tinyImageNet : .cifar)
                 }
                 try model.load(stateDict: file.tensors, strict: true)
                 return model

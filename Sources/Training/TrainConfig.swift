@@ -37,6 +37,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var quantizer: String = "fp"
     /// Weight and activation bit-width (W = A), ignored for `fp`.
     public var bits: Int = 32
+    /// Which layers are quantized: "cifar" (reference §2.2.4: inner convs; stem and classifier FP) or
+    /// "tiny-imagenet" (§2.3.1: every conv and linear, first and last at 32 bits of the same quantizer).
+    public var style: String = "cifar"
     /// Per-scheme settings (`--set key=value`, e.g. EWGS's delta).
     public var quantizerSettings: [String: Double] = [:]
     /// Learning rate of the quantizer parameters' own Adam (reference lr_q; no weight decay).
@@ -84,6 +87,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try get("labelSmoothing", &d.labelSmoothing); try get("augment", &d.augment); try get("seed", &d.seed)
         try get("trainLimit", &d.trainLimit); try get("testLimit", &d.testLimit)
         try get("quantizer", &d.quantizer); try get("bits", &d.bits); try get("quantizerSettings", &d.quantizerSettings)
+        try get("style", &d.style)
         try get("quantizerLR", &d.quantizerLR); try get("initFrom", &d.initFrom); try get("distill", &d.distill)
         try get("teacher", &d.teacher); try get("alpha", &d.alpha); try get("temperature", &d.temperature)
         self = d
@@ -91,7 +95,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     static let keys = ["dataset", "model", "epochs", "batchSize", "evalBatchSize", "optimizer", "lr", "momentum",
                        "nesterov", "weightDecay", "schedule", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit",
-                       "quantizer", "bits", "quantizerSettings", "quantizerLR", "initFrom", "distill", "teacher", "alpha",
+                       "quantizer", "bits", "style", "quantizerSettings", "quantizerLR", "initFrom", "distill", "teacher", "alpha",
                        "temperature"]
 
     /// Checks values a user can get wrong; throws one clear line.
@@ -105,6 +109,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if weightDecay < 0 { throw ConfigError("weight decay must be ≥ 0, got \(weightDecay)") }
         if !(0..<1).contains(labelSmoothing) { throw ConfigError("label smoothing must be in [0, 1), got \(labelSmoothing)") }
         if trainLimit < 0 || testLimit < 0 { throw ConfigError("subset limits must be ≥ 0") }
+        if !["cifar", "tiny-imagenet"].contains(style) { throw ConfigError("unknown quantization style '\(style)'; use cifar or tiny-imagenet") }
         if !["none", "sqakd"].contains(distill) { throw ConfigError("unknown distillation '\(distill)'; use none or sqakd") }
         if isDistilled && teacher == nil { throw ConfigError("--distill \(distill) needs --teacher RUN_DIR_OR_FILE") }
         if !(quantizerLR > 0 && quantizerLR.isFinite) { throw ConfigError("quantizer learning rate must be positive, got \(quantizerLR)") }

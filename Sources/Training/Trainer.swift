@@ -153,6 +153,7 @@ public final class Trainer {
         }
         if fm.fileExists(atPath: run.record.path), fm.fileExists(atPath: run.lastCheckpoint.path) {
             var record = try run.readRecord()
+            if record.status == "finished", record.epochs.count >= config.epochs { return record }
             let state = try TrainState.load(from: run.lastState)
             let file = try SafetensorsFile.read(run.lastCheckpoint)
             guard file.metadata["epoch"] == "\(state.nextEpoch)" else {

@@ -34,7 +34,9 @@ final class TrainingSetup {
         }
         if config.isQuantized {
             let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
-            _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings)
+            _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings,
+                             style: config.quantizationStyle)
+            meta["style"] = config.style
             meta["quantizer"] = config.quantizer
             meta["bits"] = "\(config.bits)"
         }
@@ -105,6 +107,10 @@ final class TrainingSetup {
             try o.optimizer.importState(s)
         }
     }
+}
+
+extension TrainConfig {
+    var quantizationStyle: QuantizationStyle { style == "tiny-imagenet" ? .tinyImageNet : .cifar }
 }
 
 /// A run directory means its `best.safetensors` (the reference's teachers are best-on-test checkpoints).

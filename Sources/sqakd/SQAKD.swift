@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
     @Option(help: "Use only the first N test images.") var testLimit: Int?
     @Option(help: "Quantizer scheme (`sqakd quantizer list`); fp = full precision.") var quantizer: String?
     @Option(help: "Weight and activation bit-width (W = A).") var bits: Int?
+    @Option(help: "Which layers to quantize: cifar (inner convs) or tiny-imagenet (all, first/last at 32 bits).") var style: String?
     @Option(name: .customLong("set"), help: "Quantizer setting key=value (repeatable), e.g. delta=0.") var settings: [String] = []
     @Option(name: .customLong("lr-q"), help: "Learning rate of the quantizer parameters' Adam.") var quantizerLR: Double?
     @Option(name: .customLong("init"), help: "FP checkpoint or run directory the student starts from (default: the teacher).") var initFrom: String?
@@ -66,6 +67,7 @@ struct Train: ParsableCommand {
         if let path = config { c = try TrainConfig.load(path) }
         if let v = quantizer { c.quantizer = v }
         if let v = bits { c.bits = v }
+        if let v = style { c.style = v }
         for kv in settings {
             let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let value = Double(parts[1]) else {

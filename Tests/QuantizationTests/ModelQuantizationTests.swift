@@ -49,7 +49,6 @@ import Testing
         #expect(throws: QuantizationError.self) { try quantize(model: model, scheme: EWGSScheme(), bits: 0) }
         #expect(throws: QuantizationError.self) { try quantize(model: model, scheme: FPScheme(), bits: 4) }
         #expect(throws: QuantizationError.self) { try quantize(model: model, scheme: EWGSScheme(), bits: 2, settings: ["detla": 1]) }
-        #expect(throws: QuantizationError.self) { try quantize(model: model, scheme: EWGSScheme(), bits: 2, style: .tinyImageNet) }
         #expect(throws: QuantizationError.self) { try QuantizerRegistry.scheme(named: "qil") }
         #expect(try QuantizerRegistry.scheme(named: "ewgs").name == "ewgs")
         let e = QuantizationError.unsupportedBits(scheme: "ewgs", bits: 0, supported: 1...16)
