@@ -1,16 +1,25 @@
 # SQAKDBench. `make setup` once on a fresh Debian 12 machine, then `make test`.
 SWIFT ?= swift
-APT_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist python3-torch pkg-config
+# What the build and the tests need; PyTorch only serves the golden-file and comparison scripts.
+TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config
+APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: setup deps build test bench golden clean
+.PHONY: setup deps deps-test apt build test bench golden clean
 
 setup: deps build
 
 # Debian packages the project needs (root, or sudo when available).
 deps:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(APT_PACKAGES)"
+
+# Only what `make test` needs (CI).
+deps-test:
+	@$(MAKE) --no-print-directory apt PACKAGES="$(TEST_PACKAGES)"
+
+apt:
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
@@ -26,10 +35,14 @@ test:
 # Training-step throughput, ours vs PyTorch on this machine (same model, batch, threads).
 bench: build
 	/usr/bin/python3 scripts/bench_vs_pytorch.py --model resnet20 --batch 128 --threads 2
+	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
 
 # Regenerate the PyTorch golden files used by the tests.
 golden:
 	/usr/bin/python3 scripts/make_golden.py
+	/usr/bin/python3 scripts/make_quantizer_golden.py
+	/usr/bin/python3 scripts/make_optim_schedule_golden.py
+	/usr/bin/python3 scripts/make_safetensors_fixture.py
 
 clean:
 	rm -rf .build
