@@ -35,11 +35,13 @@ let package = Package(
             dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
 
+        // Test helpers shared by the test targets (finite-difference gradient check).
+        .target(name: "TestSupport", dependencies: ["NN", "Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"], resources: [.copy("Golden")]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensors"], resources: [.copy("Golden")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN"], resources: [.copy("Golden")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import Tensors
 @testable import NN

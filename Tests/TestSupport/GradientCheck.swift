@@ -1,9 +1,8 @@
-import Testing
-import Tensors
 import NN
+import Tensors
 
-/// Finite-difference gradient check for any `Layer`: Tests/NNTests/GradientCheck.swift plus an option for
-/// networks with many ReLU kinks (test targets cannot import each other, so this is a copy).
+/// Finite-difference gradient check for any `Layer`, shared by every test target (TestSupport), with an
+/// option for networks with many ReLU kinks.
 ///
 /// Loss L = Σ y ⊙ r for a fixed random r, so dL/dy = r. The analytic input gradient (from `backward`) and
 /// every parameter gradient are compared with central differences (L(θ+h) − L(θ−h)) / 2h computed in
@@ -17,17 +16,28 @@ import NN
 /// (the kink error of the others is at most atol, on top of the comparison tolerance). A wrong gradient
 /// still fails: its error is not a second difference. More than `maxSkippedFraction` of the probes
 /// skipped is a failure of its own (strong curvature also trips the test; use a smaller h).
-struct GradientCheck {
-    var h: Float = 1e-2
-    var atol: Double = 2e-3
-    var rtol: Double = 2e-2
-    var probes: Int = 24
-    var seed: UInt64 = 7
-    var skipNonSmooth = false
-    var maxSkippedFraction = 0.25
+public struct GradientCheck {
+    public var h: Float
+    public var atol: Double
+    public var rtol: Double
+    public var probes: Int
+    public var seed: UInt64
+    public var skipNonSmooth: Bool
+    public var maxSkippedFraction: Double
+
+    public init(h: Float = 1e-2, atol: Double = 2e-3, rtol: Double = 2e-2, probes: Int = 24, seed: UInt64 = 7,
+                skipNonSmooth: Bool = false, maxSkippedFraction: Double = 0.25) {
+        self.h = h
+        self.atol = atol
+        self.rtol = rtol
+        self.probes = probes
+        self.seed = seed
+        self.skipNonSmooth = skipNonSmooth
+        self.maxSkippedFraction = maxSkippedFraction
+    }
 
     /// Returns a description of every failing probe; empty when all pass.
-    func check(_ layer: Layer, input: Tensor, mode: Mode = .train, checkInput: Bool = true) -> [String] {
+    public func check(_ layer: Layer, input: Tensor, mode: Mode = .train, checkInput: Bool = true) -> [String] {
         var rng = RNG(seed: seed)
         let y0 = layer.forward(input, mode: mode)
         let r = Tensor(shape: y0.shape, layout: y0.layout)
@@ -84,7 +94,7 @@ struct GradientCheck {
 }
 
 /// A random tensor with entries uniform in [lo, hi).
-func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
+public func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
     var rng = RNG(seed: seed)
     let t = Tensor(shape: shape)
     for i in 0..<t.count { t.data[i] = rng.uniform(lo, hi) }
