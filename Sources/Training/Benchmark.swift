@@ -42,14 +42,14 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     }
     defer { if let teacherDirectory { try? FileManager.default.removeItem(at: teacherDirectory) } }
     try config.validate()
-    let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels)
+    let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels, iterationsPerEpoch: 1)
     let model = setup.student
     var rng = RNG(seed: 1)
     let x = Tensor(shape: [batch, inputChannels, size, size])
     for i in 0..<x.count { x.data[i] = rng.normal() }
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
     if config.isQuantized { setup.calibrate(x) }
-    _ = setup.setLearningRates(epoch: 0)
+    setup.setLearningRates(epoch: 0)
     let ce = CrossEntropyLoss()
     let kl = KLDivergenceLoss(temperature: config.temperature)
 

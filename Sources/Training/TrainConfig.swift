@@ -22,8 +22,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var momentum: Double = 0.9
     public var nesterov: Bool = false
     public var weightDecay: Double = 1e-4
-    /// "cosine" (per epoch, to 0) or "constant".
+    /// "cosine" (per epoch, to 0; reference CIFAR), "warmup-cosine" (linear warm-up from 1e-4 over
+    /// `warmupIterations`, then cosine per iteration; reference Tiny-ImageNet §4.3) or "constant".
     public var schedule: String = "cosine"
+    public var warmupIterations: Int = 2500
     public var labelSmoothing: Double = 0
     /// Reference train augmentation (random crop 32 with 4 px zero padding, horizontal flip).
     public var augment: Bool = true
@@ -84,6 +86,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try get("batchSize", &d.batchSize); try get("evalBatchSize", &d.evalBatchSize)
         try get("optimizer", &d.optimizer); try get("lr", &d.lr); try get("momentum", &d.momentum)
         try get("nesterov", &d.nesterov); try get("weightDecay", &d.weightDecay); try get("schedule", &d.schedule)
+        try get("warmupIterations", &d.warmupIterations)
         try get("labelSmoothing", &d.labelSmoothing); try get("augment", &d.augment); try get("seed", &d.seed)
         try get("trainLimit", &d.trainLimit); try get("testLimit", &d.testLimit)
         try get("quantizer", &d.quantizer); try get("bits", &d.bits); try get("quantizerSettings", &d.quantizerSettings)
@@ -94,7 +97,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 
     static let keys = ["dataset", "model", "epochs", "batchSize", "evalBatchSize", "optimizer", "lr", "momentum",
-                       "nesterov", "weightDecay", "schedule", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit",
+                       "nesterov", "weightDecay", "schedule", "warmupIterations", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit",
                        "quantizer", "bits", "style", "quantizerSettings", "quantizerLR", "initFrom", "distill", "teacher", "alpha",
                        "temperature"]
 
@@ -104,7 +107,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         if batchSize < 1 { throw ConfigError("batch size must be ≥ 1, got \(batchSize)") }
         if evalBatchSize < 1 { throw ConfigError("eval batch size must be ≥ 1, got \(evalBatchSize)") }
         if !["sgd", "adam"].contains(optimizer) { throw ConfigError("unknown optimizer '\(optimizer)'; use sgd or adam") }
-        if !["cosine", "constant"].contains(schedule) { throw ConfigError("unknown schedule '\(schedule)'; use cosine or constant") }
+        if !["cosine", "warmup-cosine", "constant"].contains(schedule) {
+            throw ConfigError("unknown schedule '\(schedule)'; use cosine, warmup-cosine or constant")
+        }
+        if warmupIterations < 0 || warmupIterations == 1 { throw ConfigError("warm-up iterations must be 0 or ≥ 2, got \(warmupIterations)") }
         if !(lr > 0 && lr.isFinite) { throw ConfigError("learning rate must be a positive number, got \(lr)") }
         if weightDecay < 0 { throw ConfigError("weight decay must be ≥ 0, got \(weightDecay)") }
         if !(0..<1).contains(labelSmoothing) { throw ConfigError("label smoothing must be in [0, 1), got \(labelSmoothing)") }

@@ -38,12 +38,13 @@ public final class Trainer {
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
         if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
 
-        let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels)
+        let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
+                                     augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
+        let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
+                                      iterationsPerEpoch: loader.batchCount)
         let model = setup.student
         let loss = CrossEntropyLoss(labelSmoothing: config.labelSmoothing)
         let kl = KLDivergenceLoss(temperature: config.temperature)
-        let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
-                                     augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
 
         try run.create()
         var record = try resumeOrStart(setup)
@@ -71,6 +72,7 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, seen = 0
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
+                if setup.perIterationSchedule { setup.setLearningRates(epoch: epoch, iteration: batch.index) }
                 setup.zeroGrad()
                 let logits = model.forward(batch.images, mode: .train)
                 var l: Double

@@ -8,10 +8,13 @@ import Tensors
 /// schedules. Built the same way for a fresh run and a resumed one.
 ///
 /// FP (reference train_fp.py): one optimizer (`config.optimizer`) over every parameter, BN included.
-/// QAT (reference train_quant.py §4.2): the student is the zoo model initialised from an FP checkpoint,
-/// then quantized (CIFAR style: every conv but the stem / first VGG block and the classifier); two
-/// Adams — model parameters (conv/linear weights and biases, BN affine) at `lr` with coupled L2 weight
-/// decay, quantizer parameters at `quantizerLR` without decay — each with its own per-epoch cosine.
+/// QAT: the student is the zoo model initialised from an FP checkpoint, then quantized (`style`).
+/// - `optimizer: adam` (reference CIFAR train_quant.py §4.2): two Adams — model parameters (conv/linear
+///   weights and biases, BN affine) at `lr` with coupled L2 weight decay, quantizer parameters at
+///   `quantizerLR` without decay — each with its own schedule.
+/// - `optimizer: sgd` (reference Tiny-ImageNet main.py §4.3): one SGD (momentum, `nesterov`) over every
+///   parameter, quantizer parameters included, weight decay on all of them.
+/// Schedules: per-epoch cosine, or (`warmup-cosine`) the per-iteration warm-up + cosine of §4.3.
 final class TrainingSetup {
     let config: TrainConfig
     let student: any Model
@@ -20,7 +23,7 @@ final class TrainingSetup {
     let optimizers: [(optimizer: Optimizer, schedule: LRSchedule, name: String)]
     let checkpointMetadata: [String: String]
 
-    init(config: TrainConfig, classes: Int, inputChannels: Int) throws {
+    init(config: TrainConfig, classes: Int, inputChannels: Int, iterationsPerEpoch: Int) throws {
         self.config = config
         let student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
         var meta = [String: String]()
@@ -55,7 +58,16 @@ final class TrainingSetup {
         checkpointMetadata = meta
 
         let named = student.parameters()
-        if config.isQuantized {
+        func schedule(_ base: Double) -> LRSchedule {
+            switch config.schedule {
+            case "cosine": return CosineAnnealingLR(baseLR: base, epochs: config.epochs)
+            case "warmup-cosine":
+                return WarmupCosineLR(peakLR: base, iterationsPerEpoch: iterationsPerEpoch, epochs: config.epochs,
+                                      warmupIterations: config.warmupIterations)
+            default: return ConstantLR(lr: base)
+            }
+        }
+        if config.isQuantized && config.optimizer == "adam" {
             // The reference's split (train_quant.py:231-269): quantizer parameters (EWGS: lW, uW, lA, uA,
             // lA_t, uA_t, output_scale) to their own Adam, everything else (conv / linear weights and
             // biases, BN affine) to the model's.
@@ -63,25 +75,24 @@ final class TrainingSetup {
             let isQuantizer = { (p: (name: String, parameter: Parameter)) in owned.contains(ObjectIdentifier(p.parameter)) }
             let m = Adam(groups: [ParameterGroup(parameters: named.filter { !isQuantizer($0) }, lr: config.lr, weightDecay: config.weightDecay)])
             let q = Adam(groups: [ParameterGroup(parameters: named.filter(isQuantizer), lr: config.quantizerLR, weightDecay: 0)])
-            optimizers = [(m, Self.schedule(config, base: config.lr), "optimizer_m"),
-                          (q, Self.schedule(config, base: config.quantizerLR), "optimizer_q")]
+            optimizers = [(m, schedule(config.lr), "optimizer_m"), (q, schedule(config.quantizerLR), "optimizer_q")]
         } else {
             let group = ParameterGroup(parameters: named, lr: config.lr, weightDecay: config.weightDecay)
             let o: Optimizer = config.optimizer == "adam"
                 ? Adam(groups: [group])
                 : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
-            optimizers = [(o, Self.schedule(config, base: config.lr), "optimizer")]
+            optimizers = [(o, schedule(config.lr), "optimizer")]
         }
     }
 
-    static func schedule(_ c: TrainConfig, base: Double) -> LRSchedule {
-        c.schedule == "cosine" ? CosineAnnealingLR(baseLR: base, epochs: c.epochs) : ConstantLR(lr: base)
-    }
+    /// Whether the learning rate changes every iteration (else once per epoch).
+    var perIterationSchedule: Bool { config.schedule == "warmup-cosine" }
 
-    /// Sets each optimizer's learning rate for `epoch`; returns them (model optimizer first).
-    func setLearningRates(epoch: Int) -> [Double] {
+    /// Sets each optimizer's learning rate for (`epoch`, `iteration`); returns them (model optimizer first).
+    @discardableResult
+    func setLearningRates(epoch: Int, iteration: Int = 0) -> [Double] {
         optimizers.map { o in
-            let lr = o.schedule.learningRate(epoch: epoch, iteration: 0)
+            let lr = o.schedule.learningRate(epoch: epoch, iteration: iteration)
             o.optimizer.setLearningRate(lr)
             return lr
         }

@@ -35,12 +35,13 @@ struct Train: ParsableCommand {
     @Option(help: "Model from `sqakd models`.") var model: String?
     @Option var epochs: Int?
     @Option(name: .customLong("batch"), help: "Training batch size.") var batchSize: Int?
-    @Option(help: "sgd or adam.") var optimizer: String?
+    @Option(help: "sgd or adam. QAT: adam = the CIFAR recipe (two Adams), sgd = the Tiny-ImageNet one (one SGD over everything).") var optimizer: String?
     @Option var lr: Double?
     @Option var momentum: Double?
     @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
     @Option(name: .customLong("wd"), help: "Weight decay (coupled L2).") var weightDecay: Double?
-    @Option(help: "cosine (per epoch) or constant.") var schedule: String?
+    @Option(help: "cosine (per epoch), warmup-cosine (per iteration, reference Tiny-ImageNet) or constant.") var schedule: String?
+    @Option(help: "Warm-up iterations of warmup-cosine.") var warmupIterations: Int?
     @Option(help: "Label smoothing of the cross-entropy.") var labelSmoothing: Double?
     @Flag(help: "Disable the random-crop + flip augmentation.") var noAugment = false
     @Option var seed: UInt64?
@@ -91,6 +92,7 @@ struct Train: ParsableCommand {
         if nesterov { c.nesterov = true }
         if let v = weightDecay { c.weightDecay = v }
         if let v = schedule { c.schedule = v }
+        if let v = warmupIterations { c.warmupIterations = v }
         if let v = labelSmoothing { c.labelSmoothing = v }
         if noAugment { c.augment = false }
         if let v = seed { c.seed = v }

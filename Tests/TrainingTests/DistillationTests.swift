@@ -106,6 +106,47 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
     }
 }
 
+import NN
 import Tensors
 
 func SafetensorsKeys(_ url: URL) throws -> Set<String> { Set(try SafetensorsFile.read(url).tensors.keys) }
+
+/// The reference's two QAT recipes (§4.2 CIFAR, §4.3 Tiny-ImageNet) as the trainer builds them.
+@Suite struct RecipeTests {
+    @Test func cifarRecipeHasTwoAdams() throws {
+        var c = TrainConfig.quantizationDefaults()
+        c.quantizer = "ewgs"
+        c.bits = 2
+        let setup = try TrainingSetup(config: c, classes: 10, inputChannels: 3, iterationsPerEpoch: 10)
+        #expect(setup.optimizers.map(\.name) == ["optimizer_m", "optimizer_q"])
+        let q = setup.optimizers[1].optimizer.groups[0]
+        #expect(q.weightDecay == 0 && q.lr == c.quantizerLR)
+        #expect(q.parameters.count == 18 * 7)  // lW, uW, lA, uA, lA_t, uA_t, output_scale per QConv
+        #expect(q.parameters.allSatisfy { !$0.name.hasSuffix(".weight") && !$0.name.hasSuffix(".bias") })
+        #expect(!setup.perIterationSchedule)
+    }
+
+    @Test func tinyImageNetRecipeIsOneSGDWithWarmup() throws {
+        var c = TrainConfig()
+        c.quantizer = "lsq"
+        c.bits = 4
+        c.style = "tiny-imagenet"
+        c.optimizer = "sgd"
+        c.nesterov = true
+        c.lr = 0.004
+        c.weightDecay = 1e-4
+        c.schedule = "warmup-cosine"
+        c.warmupIterations = 20
+        c.epochs = 3
+        try c.validate()
+        let setup = try TrainingSetup(config: c, classes: 10, inputChannels: 3, iterationsPerEpoch: 10)
+        #expect(setup.optimizers.count == 1)
+        let group = setup.optimizers[0].optimizer.groups[0]
+        #expect(group.weightDecay == 1e-4)
+        #expect(group.parameters.contains { $0.name == "conv1.weight_fake_quant.scale" })
+        #expect(setup.perIterationSchedule)
+        let reference = WarmupCosineLR(peakLR: 0.004, iterationsPerEpoch: 10, epochs: 3, warmupIterations: 20)
+        #expect(setup.setLearningRates(epoch: 1, iteration: 3) == [reference.learningRate(globalIteration: 13)])
+        #expect(setup.setLearningRates(epoch: 2, iteration: 5) == [reference.learningRate(globalIteration: 25)])
+    }
+}
