@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_golden import write_safetensors  # noqa: E402  (the one safetensors writer of the golden scripts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "QuantizationTests", "Golden", "quantizers.safetensors")
@@ -47,31 +48,6 @@ torch.manual_seed(20240605)
 
 EPS = torch.tensor([torch.finfo(torch.float32).eps])
 SHAPE = (2, 3, 4, 5)  # 120 elements
-
-
-def write_safetensors(path, tensors, metadata=None):
-    # Same writer as scripts/make_golden.py (imported there with the model helpers; copied to stay standalone).
-    import json
-    import struct
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        assert t.dtype == torch.float32, name
-        values = t.reshape(-1).tolist()
-        blob = struct.pack("<%df" % len(values), *values)
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in sorted(metadata.items())}
-    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    print(f"wrote {os.path.relpath(path, ROOT)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
 
 
 def signed_grid(bits):
