@@ -14,6 +14,7 @@ let package = Package(
     products: [.executable(name: "sqakd", targets: ["sqakd"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // C shims for Debian's libraries.
@@ -21,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
 
         .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: kernelFlags),
         .target(name: "Tensors", dependencies: ["Kernels"], swiftSettings: optimize),
@@ -30,9 +32,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "Quantization"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets"], swiftSettings: optimize),
+        .target(name: "Bench", dependencies: ["Training", "Plotting", "CSystem", .product(name: "Yams", package: "Yams")],
+                swiftSettings: optimize),
         .executableTarget(
             name: "sqakd",
-            dependencies: ["Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Bench", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
 
         // Test helpers shared by the test targets (finite-difference gradient check).
@@ -43,6 +47,9 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
+        // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Plotting", "sqakd"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).
     swiftLanguageModes: [.v5]

@@ -36,7 +36,7 @@ public enum CIFAR {
         public func howToGet(root: String) -> String {
             "Download \(archive) (MD5 \(archiveMD5)) from https://www.cs.toronto.edu/~kriz/cifar.html and "
                 + "extract it under the data root \(root) (`tar xzf \(archive) -C \(root)` creates \(folder)/). "
-                + "The data root is the --data option, else $\(DataRoot.environmentVariable), else ./data."
+                + "The data root is the --data-root option, else $\(DataRoot.environmentVariable), else ./data."
         }
     }
 

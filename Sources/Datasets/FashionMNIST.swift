@@ -85,7 +85,7 @@ public enum FashionMNIST {
     public static func howToGet(directory: String) -> String {
         "Install Debian's dataset-fashion-mnist package (`apt-get install dataset-fashion-mnist`; it puts the "
             + "four .gz files in \(debianDirectory)), or put the IDX files (gzip-compressed or not) in \(directory). "
-            + "The data root is the --data option, else $\(DataRoot.environmentVariable), else ./data; "
+            + "The data root is the --data-root option, else $\(DataRoot.environmentVariable), else ./data; "
             + "Fashion-MNIST is read from <root>/fashion-mnist, falling back to \(debianDirectory) when no root is given."
     }
 

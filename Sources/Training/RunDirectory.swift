@@ -55,3 +55,36 @@ public struct RunDirectory: Sendable {
         return s
     }
 }
+
+/// An advisory lock on a run directory (`flock` on `.lock`), held while a process trains the run, so two
+/// sweeps over the same results never train one run twice at once. The kernel drops it when the process
+/// exits, however it exits.
+public final class RunLock {
+    let handle: FileHandle
+
+    /// Takes the lock or throws when another process holds it.
+    public init(_ dir: RunDirectory) throws {
+        let url = dir.url.appendingPathComponent(".lock")
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: url.path) else { throw ConfigError("cannot open \(url.path)") }
+        guard flock(h.fileDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            try? h.close()
+            throw ConfigError("\(dir.url.path) is being trained by another process; wait for it or stop it")
+        }
+        handle = h
+    }
+
+    deinit { try? handle.close() }
+
+    /// Whether some process holds the lock now.
+    public static func isHeld(_ dir: RunDirectory) -> Bool {
+        let path = dir.url.appendingPathComponent(".lock").path
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        if flock(h.fileDescriptor, LOCK_SH | LOCK_NB) == 0 {
+            flock(h.fileDescriptor, LOCK_UN)
+            return false
+        }
+        return true
+    }
+}

@@ -47,6 +47,8 @@ public final class Trainer {
         let kl = KLDivergenceLoss(temperature: config.temperature)
 
         try run.create()
+        let lock = try RunLock(run)
+        defer { withExtendedLifetime(lock) {} }
         var record = try resumeOrStart(setup)
         let firstEpoch = record.epochs.count
         if firstEpoch >= config.epochs, record.status == "finished" {

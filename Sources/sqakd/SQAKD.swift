@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystem
 import Datasets
 import Foundation
 import Kernels
@@ -11,7 +12,8 @@ struct SQAKD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sqakd",
         abstract: "SQAKDBench: reproduce Self-Supervised Quantization-Aware Knowledge Distillation on CPU.",
-        subcommands: [Train.self, Eval.self, Models.self, Bench.self, DataCommand.self, QuantizerCommand.self])
+        subcommands: [Train.self, Eval.self, Models.self, BenchCommand.self, DataCommand.self, QuantizerCommand.self,
+                      SweepCommand.self, ReportCommand.self, CheckCommand.self])
 }
 
 /// Options every computing command shares.
@@ -62,6 +64,10 @@ struct Train: ParsableCommand {
     @OptionGroup var engine: EngineOptions
 
     func run() throws {
+        // Launched by a sweep: die with it, so a killed sweep leaves no orphan run behind.
+        if let parent = ProcessInfo.processInfo.environment["SQAKD_SWEEP_PARENT"].flatMap(Int32.init) {
+            _ = sqakd_die_with_parent(parent)
+        }
         try engine.apply()
         // QAT runs default to the reference's train_quant.py settings (two Adams, lr 1e-3 / 1e-5).
         var c = (quantizer.map { $0 != "fp" } ?? false) ? TrainConfig.quantizationDefaults() : TrainConfig()
@@ -156,8 +162,8 @@ struct Models: ParsableCommand {
     }
 }
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Training-step and inference images/s on synthetic data.")
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Training-step and inference images/s on synthetic data.")
 
     @Option var model: String = "resnet20"
     @Option var batch: Int = 128

@@ -1,0 +1,152 @@
+import Foundation
+import Quantization
+import Training
+
+/// A cell of a suite's table: model × quantizer × bit-width × method (teachers: quantizer fp, 32 bits,
+/// method fp). Seeds are the repetitions of a cell.
+public struct CellKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var model: String
+    public var quantizer: String
+    public var bits: Int
+    public var method: Method
+
+    public init(model: String, quantizer: String, bits: Int, method: Method) {
+        self.model = model; self.quantizer = quantizer; self.bits = bits; self.method = method
+    }
+
+    public var isTeacher: Bool { method == .fp }
+    public var precision: String { isTeacher ? "FP" : "W\(bits)A\(bits)" }
+    public var description: String { isTeacher ? "\(model) FP teacher" : "\(model) \(quantizer) \(precision) \(method.title)" }
+    public static func < (a: CellKey, b: CellKey) -> Bool {
+        (a.model, a.quantizer, a.bits, a.method.rawValue) < (b.model, b.quantizer, b.bits, b.method.rawValue)
+    }
+}
+
+/// One run of a sweep: a cell, a seed, its resolved config, its directory (named by the run id = hash of
+/// the resolved config) and the teacher run it needs.
+public struct PlannedRun: Sendable {
+    public var cell: CellKey
+    public var seed: UInt64
+    public var config: TrainConfig
+    public var directory: URL
+    public var teacherID: String?
+
+    public var id: String { config.runID }
+    public var label: String { cell.isTeacher ? "\(cell.model)/fp/teacher/seed\(seed)" : "\(cell.model)/\(cell.quantizer)/\(cell.precision)/\(cell.method.rawValue)/seed\(seed)" }
+    public var runDirectory: RunDirectory { RunDirectory(directory) }
+}
+
+/// A suite expanded at one budget: teachers first (seed 0, shared by every student of the model), then the
+/// students seed by seed (every cell's first seed before any cell's second), each seed in grid order.
+public struct Plan: Sendable {
+    public var suite: Suite
+    public var budget: Budget
+    public var seeds: Int
+    public var runsDirectory: URL
+    public var runs: [PlannedRun]
+
+    public var teachers: [PlannedRun] { runs.filter(\.cell.isTeacher) }
+    public var students: [PlannedRun] { runs.filter { !$0.cell.isTeacher } }
+
+    /// `resultsRoot`/<suite>/runs holds the run directories. `seeds` overrides the suite's count; `only`
+    /// keeps the students whose label ("resnet20/ewgs/W2A2/sqakd/seed1") contains one of the patterns,
+    /// and their teachers.
+    public init(suite: Suite, budget: String? = nil, seeds: Int? = nil, resultsRoot: URL, only: [String] = []) throws {
+        self.suite = suite
+        self.budget = try suite.budget(budget)
+        self.seeds = seeds ?? suite.seeds
+        guard self.seeds >= 1 else { throw SuiteError("--seeds must be ≥ 1") }
+        runsDirectory = Self.runsDirectory(suite: suite.name, resultsRoot: resultsRoot)
+
+        var teachers: [String: PlannedRun] = [:]   // model → teacher
+        var teacherOrder: [PlannedRun] = []
+        var students: [PlannedRun] = []
+        var seen = Set<String>()
+        for entry in suite.grid {
+            var t = TrainConfig()
+            t.dataset = suite.dataset
+            t.model = entry.model
+            suite.teacher.overridden(by: entry.teacher).apply(to: &t)
+            self.budget.apply(to: &t, teacher: true)
+            t.seed = 0
+            try Self.check(t, suite: suite, what: "\(entry.model) teacher")
+            let teacher = PlannedRun(cell: CellKey(model: entry.model, quantizer: "fp", bits: 32, method: .fp), seed: 0, config: t,
+                                     directory: runsDirectory.appendingPathComponent(t.runID), teacherID: nil)
+            if let existing = teachers[entry.model] {
+                guard existing.id == teacher.id else {
+                    throw SuiteError("\(suite.file.relativePathForDisplay): grid entries for \(entry.model) give its teacher different hyper-parameters; one model has one teacher")
+                }
+            } else {
+                teachers[entry.model] = teacher
+                teacherOrder.append(teacher)
+            }
+        }
+        for seed in 0..<UInt64(self.seeds) {
+            for entry in suite.grid {
+                let teacher = teachers[entry.model]!
+                let teacherPath = teacher.directory.relativePathForDisplay
+                for q in entry.quantizers {
+                    for b in entry.bits {
+                        for method in suite.methods {
+                            var c = TrainConfig.quantizationDefaults()
+                            c.dataset = suite.dataset
+                            c.model = entry.model
+                            c.quantizer = q
+                            c.bits = b
+                            var h = suite.student.overridden(by: entry.student)
+                            for o in entry.overrides where o.matches(quantizer: q, bits: b, method: method) { h = h.overridden(by: o.set) }
+                            h.apply(to: &c)
+                            self.budget.apply(to: &c, teacher: false)
+                            c.seed = seed
+                            // Every QAT run starts from the FP teacher (reference --load_pretrain True).
+                            c.initFrom = teacherPath
+                            if method == .sqakd {
+                                c.distill = "sqakd"
+                                c.teacher = teacherPath
+                            }
+                            let cell = CellKey(model: entry.model, quantizer: q, bits: b, method: method)
+                            try Self.check(c, suite: suite, what: cell.description)
+                            let run = PlannedRun(cell: cell, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
+                                                 teacherID: teacher.id)
+                            if seen.insert(run.id).inserted { students.append(run) }
+                        }
+                    }
+                }
+            }
+        }
+        if !only.isEmpty {
+            students = students.filter { s in only.contains { s.label.contains($0) } }
+            let needed = Set(students.compactMap(\.teacherID))
+            teacherOrder = teacherOrder.filter { t in needed.contains(t.id) || only.contains { t.label.contains($0) } }
+            guard !students.isEmpty || !teacherOrder.isEmpty else {
+                throw SuiteError("--only \(only.joined(separator: " ")) matches no run; labels look like resnet20/ewgs/W2A2/sqakd/seed1")
+            }
+        }
+        runs = teacherOrder + students
+    }
+
+    public static func runsDirectory(suite: String, resultsRoot: URL) -> URL {
+        resultsRoot.appendingPathComponent(suite).appendingPathComponent("runs")
+    }
+
+    static func check(_ c: TrainConfig, suite: Suite, what: String) throws {
+        do {
+            try c.validate()
+            let scheme = try QuantizerRegistry.scheme(named: c.quantizer)
+            _ = try QuantizerRegistry.resolve(scheme, settings: c.quantizerSettings)
+        } catch {
+            throw SuiteError("\(suite.file.relativePathForDisplay): \(what): \(error)")
+        }
+    }
+
+    /// Every cell of the plan in table order, with its planned runs.
+    public var cells: [(CellKey, [PlannedRun])] {
+        var order: [CellKey] = []
+        var by: [CellKey: [PlannedRun]] = [:]
+        for r in runs {
+            if by[r.cell] == nil { order.append(r.cell) }
+            by[r.cell, default: []].append(r)
+        }
+        return order.map { ($0, by[$0]!.sorted { $0.seed < $1.seed }) }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Plotting
+
+/// The PNG plots of a suite's report: test top-1 per epoch for each cell (baseline against SQAKD: mean line
+/// with a ±1 std band over seeds, the FP teacher as a reference line), each teacher's curve, and a chart of
+/// SQAKD's gain over its baseline per cell.
+public enum ReportPlots {
+    public struct PlotFile: Sendable {
+        public var name: String
+        public var title: String
+    }
+
+    static let baselineColor = Color(0, 114, 178)
+    static let sqakdColor = Color(213, 94, 0)
+    static let teacherColor = Color(90, 90, 90)
+    static let gainColor = Color(0, 158, 115)
+    static let lossColor = Color(204, 121, 167)
+
+    static func slug(_ s: String) -> String { s.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined() }
+
+    static func pairs(_ r: SuiteResults) -> [(model: String, quantizer: String, bits: Int)] {
+        var out: [(String, String, Int)] = []
+        for c in r.studentCells where !out.contains(where: { $0 == (c.model, c.quantizer, c.bits) }) {
+            let any = r.suite.methods.contains { r.cells[CellKey(model: c.model, quantizer: c.quantizer, bits: c.bits, method: $0)] != nil }
+            if any { out.append((c.model, c.quantizer, c.bits)) }
+        }
+        return out
+    }
+
+    /// The plots a suite's results give, in report order.
+    public static func files(_ r: SuiteResults) -> [PlotFile] {
+        var out: [PlotFile] = []
+        if r.rows.contains(where: { row in r.quantizers.contains { r.difference(model: row.model, quantizer: $0, bits: row.bits) != nil } }) {
+            out.append(PlotFile(name: "sqakd-gain.png", title: "\(r.suite.name): SQAKD − baseline, best test top-1 per cell"))
+        }
+        for p in pairs(r) {
+            out.append(PlotFile(name: "curves-\(slug(p.model))-\(slug(p.quantizer))-w\(p.bits)a\(p.bits).png",
+                                title: "\(p.model) \(p.quantizer) W\(p.bits)A\(p.bits): test top-1 per epoch, baseline vs SQAKD"))
+        }
+        for t in r.teacherCells where r.cells[t] != nil {
+            out.append(PlotFile(name: "teacher-\(slug(t.model)).png", title: "\(t.model) FP teacher: test top-1 per epoch"))
+        }
+        return out
+    }
+
+    /// Mean and std per epoch over the seeds (each seed's curve as long as the cell's epoch count).
+    static func meanCurve(_ c: CellResult) -> (points: [(x: Double, y: Double)], band: [(x: Double, lower: Double, upper: Double)]) {
+        let curves = c.curves.filter { $0.count == c.epochs }
+        var points: [(x: Double, y: Double)] = [], band: [(x: Double, lower: Double, upper: Double)] = []
+        guard !curves.isEmpty else { return ([], []) }
+        for e in 0..<c.epochs {
+            let s = Summary(curves.map { $0[e] })
+            points.append((Double(e + 1), s.mean))
+            if s.n > 1 { band.append((Double(e + 1), s.mean - s.std, s.mean + s.std)) }
+        }
+        return (points, band)
+    }
+
+    static func series(_ label: String, _ c: CellResult, color: Color, marker: Marker) -> Series {
+        let (points, band) = meanCurve(c)
+        return Series(label: "\(label) (n=\(c.records.count))", points: points, color: color, band: band, marker: marker)
+    }
+
+    static func teacherLine(_ r: SuiteResults, model: String) -> [(y: Double, label: String, color: Color)] {
+        guard let t = r.cells[CellKey(model: model, quantizer: "fp", bits: 32, method: .fp)] else { return [] }
+        return [(t.best.mean, String(format: "FP teacher, best %.2f", t.best.mean), teacherColor)]
+    }
+
+    public static func write(_ r: SuiteResults, to dir: URL) throws -> [URL] {
+        var written: [URL] = []
+        let dataset = r.suite.dataset
+        for file in files(r) {
+            let url = dir.appendingPathComponent(file.name)
+            if file.name == "sqakd-gain.png" {
+                try gainChart(r).writePNG(to: url)
+            } else if file.name.hasPrefix("teacher-") {
+                let t = r.teacherCells.first { "teacher-\(slug($0.model)).png" == file.name }!
+                let c = r.cells[t]!
+                let plot = LinePlot(title: "\(t.model) FP teacher on \(dataset) (\(c.budget) budget)", xLabel: "epoch",
+                                    yLabel: "test top-1 (%)", series: [series("FP teacher", c, color: teacherColor, marker: .diamond)])
+                try plot.writePNG(to: url)
+            } else {
+                let p = pairs(r).first { "curves-\(slug($0.model))-\(slug($0.quantizer))-w\($0.bits)a\($0.bits).png" == file.name }!
+                var list: [Series] = []
+                var budget = ""
+                for m in r.suite.methods {
+                    guard let c = r.cells[CellKey(model: p.model, quantizer: p.quantizer, bits: p.bits, method: m)] else { continue }
+                    list.append(series(m == .sqakd ? "SQAKD" : "baseline", c, color: m == .sqakd ? sqakdColor : baselineColor,
+                                       marker: m == .sqakd ? .square : .circle))
+                    budget = c.budget
+                }
+                var plot = LinePlot(title: "\(p.model) \(p.quantizer) W\(p.bits)A\(p.bits) on \(dataset) (\(budget) budget)", xLabel: "epoch",
+                                    yLabel: "test top-1 (%), mean ± std over seeds", series: list)
+                plot.referenceLines = teacherLine(r, model: p.model)
+                try plot.writePNG(to: url)
+            }
+            written.append(url)
+        }
+        return written
+    }
+
+    static func gainChart(_ r: SuiteResults) -> BarChart {
+        var bars: [Bar] = []
+        for row in r.rows {
+            for q in r.quantizers {
+                guard let d = r.difference(model: row.model, quantizer: q, bits: row.bits) else { continue }
+                let b = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .baseline)]!
+                let s = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .sqakd)]!
+                var se: Double? = nil
+                if b.best.n > 1 && s.best.n > 1 { se = (b.best.sem * b.best.sem + s.best.sem * s.best.sem).squareRoot() }
+                let label = r.rows.map(\.model).allSatisfy({ $0 == row.model }) ? "\(q) W\(row.bits)A\(row.bits)" : "\(row.model) \(q) W\(row.bits)A\(row.bits)"
+                bars.append(Bar(label: label, value: d.delta, errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 },
+                                color: d.delta >= 0 ? gainColor : lossColor,
+                                annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : "")))
+            }
+        }
+        return BarChart(title: "\(r.suite.name): SQAKD − baseline (best test top-1)", xLabel: "cell (whiskers: ±1 s.e. over seeds; * p<0.05)",
+                        yLabel: "Δ top-1 (points)", bars: bars,
+                        legend: [("SQAKD above baseline", gainColor), ("SQAKD below baseline", lossColor)])
+    }
+}

@@ -1,0 +1,213 @@
+import Datasets
+import Foundation
+import Models
+import Quantization
+import Training
+import Yams
+
+/// How a student is trained: `baseline` = the QAT method alone with labels (cross-entropy), `sqakd` = the
+/// same QAT method trained by SQAKD (α·T²·KL to the FP teacher, no labels). `fp` marks the teachers.
+public enum Method: String, Codable, CaseIterable, Sendable, Comparable {
+    case fp, baseline, sqakd
+
+    public var title: String { self == .sqakd ? "SQAKD" : rawValue }
+    public static func < (a: Method, b: Method) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+}
+
+/// One row group of a suite's grid: a model, its quantizers and bit-widths, and per-model hyper-parameters.
+public struct GridEntry: Sendable {
+    public var model: String
+    public var quantizers: [String]
+    public var bits: [Int]
+    public var teacher: HyperParameters
+    public var student: HyperParameters
+    public var overrides: [Override]
+
+    /// Hyper-parameters for the students that match every condition given (e.g. α = 100 for SQAKD at 4 bits).
+    public struct Override: Sendable {
+        public var quantizer: String?
+        public var bits: Int?
+        public var method: Method?
+        public var set: HyperParameters
+
+        func matches(quantizer q: String, bits b: Int, method m: Method) -> Bool {
+            (quantizer ?? q) == q && (bits ?? b) == b && (method ?? m) == m
+        }
+    }
+}
+
+/// A suite: one YAML file per paper table (or one of our own), expanded by `Plan` into runs.
+public struct Suite: Sendable {
+    public var name: String
+    public var title: String
+    public var description: String?
+    public var file: URL
+    public var dataset: String
+    public var seeds: Int
+    public var methods: [Method]
+    public var teacher: HyperParameters
+    public var student: HyperParameters
+    public var grid: [GridEntry]
+    public var budgets: [Budget]
+    public var defaultBudget: String
+    /// The paper's table number and its numbers for this suite's dataset (empty when not transcribed).
+    public var paperTable: String?
+    public var paper: [PaperValue]
+
+    public static let budgetNames = ["paper", "reduced", "smoke"]
+    static let keys = ["name", "title", "description", "dataset", "seeds", "methods", "teacher", "student", "grid", "budgets",
+                       "default_budget", "paper"]
+
+    public func budget(_ name: String?) throws -> Budget {
+        let n = name ?? defaultBudget
+        guard let b = budgets.first(where: { $0.name == n }) else {
+            throw SuiteError("suite '\(self.name)' has no budget '\(n)'; it defines: \(budgets.map(\.name).joined(separator: ", "))")
+        }
+        return b
+    }
+
+    /// Reads and validates a suite file. Every error is one line with the file, line and key.
+    public static func load(_ url: URL) throws -> Suite {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw SuiteError("cannot read suite \(url.path): \(error.localizedDescription)")
+        }
+        return try parse(text, file: url)
+    }
+
+    /// Finds a suite by path, or by name under `suites/` ("fashion-mnist" → suites/fashion-mnist.yaml).
+    public static func locate(_ nameOrPath: String) throws -> URL {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: nameOrPath) { return URL(fileURLWithPath: nameOrPath) }
+        for candidate in ["suites/\(nameOrPath).yaml", "suites/\(nameOrPath)"] where fm.fileExists(atPath: candidate) {
+            return URL(fileURLWithPath: candidate)
+        }
+        let known = ((try? fm.contentsOfDirectory(atPath: "suites")) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        throw SuiteError("no suite '\(nameOrPath)'" + (known.isEmpty ? "" : "; suites/ holds: \(known.joined(separator: ", "))"))
+    }
+
+    public static func parse(_ text: String, file: URL) throws -> Suite {
+        let display = file.relativePathForDisplay
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: text) else { throw SuiteError("\(display): the suite file is empty") }
+            root = n
+        } catch let e as SuiteError { throw e } catch let e as YamlError {
+            throw SuiteError("\(display): not valid YAML: \(String(describing: e).split(separator: "\n").first ?? "")")
+        } catch {
+            throw SuiteError("\(display): not valid YAML: \(error)")
+        }
+        let m = try YAMLMapping(file: display, path: "", node: root)
+        try m.checkKeys(keys)
+
+        let name = try m.string("name") ?? file.deletingPathExtension().lastPathComponent
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw m.error("name", "may hold only letters, digits, '-' and '_' (it names the results folder)")
+        }
+        let dataset = try m.string("dataset") ?? { throw SuiteError("\(display): missing key 'dataset'") }()
+        guard (try? DatasetKind(id: dataset)) != nil else {
+            throw m.error("dataset", "names an unknown dataset '\(dataset)'; known: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let seeds = try m.int("seeds") ?? 1
+        guard seeds >= 1 else { throw m.error("seeds", "must be ≥ 1") }
+        let methodNames = try m.strings("methods") ?? ["baseline", "sqakd"]
+        var methods: [Method] = []
+        for s in methodNames {
+            guard let method = Method(rawValue: s), method != .fp else {
+                throw m.error("methods", "holds an unknown method '\(s)'; use baseline and/or sqakd")
+            }
+            if !methods.contains(method) { methods.append(method) }
+        }
+        guard !methods.isEmpty else { throw m.error("methods", "must name at least one method") }
+        let teacher = try m.mapping("teacher").map { try HyperParameters($0) } ?? HyperParameters()
+        let student = try m.mapping("student").map { try HyperParameters($0) } ?? HyperParameters()
+
+        guard let gridNodes = try m.mappings("grid"), !gridNodes.isEmpty else {
+            throw SuiteError("\(display): missing or empty 'grid' (a list of {model, quantizers, bits})")
+        }
+        let grid = try gridNodes.map { try parseGridEntry($0) }
+
+        var budgets: [Budget] = []
+        if let b = try m.mapping("budgets") {
+            for (key, _) in b.pairs {
+                guard budgetNames.contains(key) else {
+                    throw SuiteError("\(b.keyNode(key).map(b.location) ?? display): unknown budget '\(key)'; budgets are \(budgetNames.joined(separator: ", "))")
+                }
+                let node = b.value(key)!
+                if node.scalar?.string.isEmpty ?? false || node.null != nil {
+                    budgets.append(Budget(name: key))
+                } else {
+                    budgets.append(try Budget(name: key, try YAMLMapping(file: display, path: "budgets.\(key)", node: node)))
+                }
+            }
+        }
+        if !budgets.contains(where: { $0.name == "paper" }) { budgets.insert(Budget(name: "paper"), at: 0) }
+        let defaultBudget = try m.string("default_budget") ?? (budgets.contains { $0.name == "reduced" } ? "reduced" : "paper")
+        guard budgets.contains(where: { $0.name == defaultBudget }) else {
+            throw m.error("default_budget", "names '\(defaultBudget)', which the suite does not define")
+        }
+
+        var paperTable: String?
+        var paper: [PaperValue] = []
+        if let p = try m.mapping("paper") {
+            try p.checkKeys(["table", "results"])
+            paperTable = try p.string("table")
+            if let csv = try p.string("results") {
+                let url = URL(fileURLWithPath: csv, relativeTo: file.deletingLastPathComponent()).standardizedFileURL
+                paper = try PaperValue.load(url).filter { $0.dataset == dataset && (paperTable == nil || $0.table == paperTable) }
+            }
+        }
+
+        return Suite(name: name, title: try m.string("title") ?? name, description: try m.string("description"), file: file,
+                     dataset: dataset, seeds: seeds, methods: methods, teacher: teacher, student: student, grid: grid,
+                     budgets: budgets, defaultBudget: defaultBudget, paperTable: paperTable, paper: paper)
+    }
+
+    static func parseGridEntry(_ g: YAMLMapping) throws -> GridEntry {
+        try g.checkKeys(["model", "quantizers", "bits", "teacher", "student", "overrides"])
+        guard let model = try g.string("model") else { throw SuiteError("\(g.location(g.node)): missing key '\(g.keyPath("model"))'") }
+        guard ModelZoo.names.contains(model) else {
+            throw g.error("model", "names an unknown model '\(model)'; the zoo has: \(ModelZoo.names.joined(separator: ", "))")
+        }
+        guard let quantizers = try g.strings("quantizers"), !quantizers.isEmpty else {
+            throw SuiteError("\(g.location(g.node)): missing key '\(g.keyPath("quantizers"))'")
+        }
+        guard let bits = try g.ints("bits"), !bits.isEmpty else {
+            throw SuiteError("\(g.location(g.node)): missing key '\(g.keyPath("bits"))'")
+        }
+        for q in quantizers {
+            guard q != "fp" else { throw g.error("quantizers", "must not list fp: every model's FP teacher is trained anyway") }
+            let scheme: any QuantizationScheme
+            do { scheme = try QuantizerRegistry.scheme(named: q) } catch {
+                throw g.error("quantizers", "names an unknown quantizer '\(q)'; registered: \(QuantizerRegistry.names.filter { $0 != "fp" }.joined(separator: ", "))")
+            }
+            for b in bits {
+                do { try QuantizerRegistry.validate(scheme, bits: b) } catch {
+                    throw g.error("bits", "has \(b), which \(q) does not support (\(error))")
+                }
+            }
+        }
+        let teacher = try g.mapping("teacher").map { try HyperParameters($0) } ?? HyperParameters()
+        let student = try g.mapping("student").map { try HyperParameters($0) } ?? HyperParameters()
+        var overrides: [GridEntry.Override] = []
+        for o in try g.mappings("overrides") ?? [] {
+            let set = try HyperParameters(o, extraKeys: ["quantizer", "bits", "method"])
+            var method: Method?
+            if let s = try o.string("method") {
+                guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline or sqakd, got '\(s)'") }
+                method = mm
+            }
+            overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
+        }
+        return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides)
+    }
+}
+
+extension URL {
+    /// The path relative to the working directory when it lies below it.
+    var relativePathForDisplay: String {
+        let cwd = FileManager.default.currentDirectoryPath + "/"
+        let p = standardizedFileURL.path
+        return p.hasPrefix(cwd) ? String(p.dropFirst(cwd.count)) : p
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+@testable import Bench
+import Training
+
+/// Parses a suite given as text; `body` is the grid and anything else after the header.
+private func parse(_ body: String, header: String = "dataset: fashion-mnist\n") throws -> Suite {
+    try Suite.parse(header + body, file: URL(fileURLWithPath: "/tmp/test-suite.yaml"))
+}
+
+private let grid = """
+    grid:
+      - model: resnet20
+        quantizers: [ewgs]
+        bits: [2]
+
+    """
+
+@Suite("Suite files")
+struct SuiteTests {
+    @Test func unknownTopLevelKeyNamesFileLineAndKey() throws {
+        let e = #expect(throws: SuiteError.self) { try parse(grid + "epoch: 3\n") }
+        #expect(e?.description.hasPrefix("/tmp/test-suite.yaml:6: unknown key 'epoch'") == true, "\(e!.description)")
+    }
+
+    @Test func unknownNestedKeyNamesItsPath() throws {
+        let e = #expect(throws: SuiteError.self) { try parse(grid + "student:\n  learning_rate: 0.1\n") }
+        #expect(e?.description.contains(":7: unknown key 'student.learning_rate'") == true, "\(e!.description)")
+        let g = #expect(throws: SuiteError.self) {
+            try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [2]\n    bit: 3\n")
+        }
+        #expect(g?.description.contains(":6: unknown key 'grid[0].bit'") == true, "\(g!.description)")
+    }
+
+    @Test func badBitWidthsAreRejectedWithTheLine() throws {
+        let e = #expect(throws: SuiteError.self) { try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [2, 0]\n") }
+        #expect(e?.description.contains(":5: 'grid[0].bits' has 0, which ewgs does not support") == true, "\(e!.description)")
+        let t = #expect(throws: SuiteError.self) { try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [two]\n") }
+        #expect(t?.description.contains("must be integers, got 'two'") == true, "\(t!.description)")
+    }
+
+    @Test func unknownModelsAndQuantizersAreRejected() throws {
+        let m = #expect(throws: SuiteError.self) { try parse("grid:\n  - model: resnet56\n    quantizers: [ewgs]\n    bits: [2]\n") }
+        #expect(m?.description.contains(":3: 'grid[0].model' names an unknown model 'resnet56'; the zoo has: resnet20") == true, "\(m!.description)")
+        let q = #expect(throws: SuiteError.self) { try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs, apot]\n    bits: [2]\n") }
+        #expect(q?.description.contains("unknown quantizer 'apot'; registered: ewgs, pact, lsq, dorefa") == true, "\(q!.description)")
+        let d = #expect(throws: SuiteError.self) { try parse(grid, header: "dataset: imagenet\n") }
+        #expect(d?.description.contains("unknown dataset 'imagenet'") == true, "\(d!.description)")
+    }
+
+    @Test func badValuesAndBudgetsAreRejected() throws {
+        #expect(throws: SuiteError.self) { try parse(grid + "student:\n  optimizer: rmsprop\n") }
+        #expect(throws: SuiteError.self) { try parse(grid + "teacher:\n  lr: -1\n") }
+        #expect(throws: SuiteError.self) { try parse(grid + "methods: [baseline, crd]\n") }
+        #expect(throws: SuiteError.self) { try parse(grid + "seeds: 0\n") }
+        let b = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  tiny: {student_epochs: 1}\n") }
+        #expect(b?.description.contains("unknown budget 'tiny'") == true)
+        let k = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  smoke: {epochs: 1}\n") }
+        #expect(k?.description.contains("unknown key 'budgets.smoke.epochs'") == true, "\(k!.description)")
+        #expect(throws: SuiteError.self) { try parse("grid: [\n") }
+        let s = try parse(grid)
+        #expect(throws: SuiteError.self) { try s.budget("reduced") }
+    }
+
+    @Test func shippedSuitesLoadAndExpand() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("suites").path).filter { $0.hasSuffix(".yaml") }
+        #expect(Set(files).isSuperset(of: ["fashion-mnist.yaml", "smoke.yaml", "table4-cifar10.yaml", "table4-cifar100.yaml"]))
+        for f in files {
+            let s = try Suite.load(repoRoot.appendingPathComponent("suites/\(f)"))
+            for b in s.budgets { _ = try Plan(suite: s, budget: b.name, resultsRoot: URL(fileURLWithPath: "/tmp/r")) }
+        }
+    }
+
+    @Test func fashionMNISTReducedIsTheIssuesGrid() throws {
+        let s = try Suite.load(repoRoot.appendingPathComponent("suites/fashion-mnist.yaml"))
+        let plan = try Plan(suite: s, budget: "reduced", resultsRoot: URL(fileURLWithPath: "results"))
+        #expect(plan.runs.count == 1 + 6 * 2 * 3)
+        let teacher = plan.runs[0]
+        #expect(teacher.cell.isTeacher && teacher.config.epochs == 4 && teacher.config.batchSize == 128 && teacher.config.optimizer == "sgd")
+        #expect(teacher.config.lr == 0.1 && teacher.config.quantizer == "fp")
+        for r in plan.students {
+            #expect(r.config.epochs == 2 && r.config.batchSize == 128 && r.config.optimizer == "adam")
+            #expect(r.config.lr == 1e-3 && r.config.quantizerLR == 1e-5 && r.config.weightDecay == 1e-4 && r.config.temperature == 4)
+            #expect(r.config.initFrom == "results/fashion-mnist/runs/\(teacher.id)")
+            #expect(r.config.distill == (r.cell.method == .sqakd ? "sqakd" : "none"))
+            #expect(r.config.teacher == (r.cell.method == .sqakd ? r.config.initFrom : nil))
+        }
+        // Every cell's first seed comes before any second seed.
+        let seeds = plan.students.map(\.seed)
+        #expect(seeds == seeds.sorted())
+        let cells = Set(plan.students.map(\.cell))
+        #expect(cells.count == 12)
+        #expect(cells.contains(CellKey(model: "resnet20", quantizer: "dorefa", bits: 4, method: .sqakd)))
+        #expect(cells.contains(CellKey(model: "resnet20", quantizer: "ewgs", bits: 1, method: .baseline)))
+        // Ids are distinct hashes of the resolved configs.
+        #expect(Set(plan.runs.map(\.id)).count == plan.runs.count)
+        let smoke = try Plan(suite: s, budget: "smoke", seeds: 1, resultsRoot: URL(fileURLWithPath: "results"))
+        #expect(smoke.runs.count == 13 && smoke.runs.allSatisfy { $0.config.trainLimit == 512 && $0.config.epochs == 1 })
+        let only = try Plan(suite: s, budget: "reduced", resultsRoot: URL(fileURLWithPath: "results"), only: ["ewgs/W2A2"])
+        #expect(only.runs.count == 7 && only.runs[0].cell.isTeacher)
+    }
+
+    @Test func table4FollowsTheAuthorsScripts() throws {
+        let c10 = try Suite.load(repoRoot.appendingPathComponent("suites/table4-cifar10.yaml"))
+        let p10 = try Plan(suite: c10, budget: "paper", resultsRoot: URL(fileURLWithPath: "results"))
+        let vgg = p10.students.filter { $0.cell.model == "vgg8" }
+        #expect(vgg.count == 2 * 3 && vgg.allSatisfy { $0.config.epochs == 400 && $0.cell.bits == 2 })
+        #expect(p10.students.filter { $0.cell.model == "resnet20" }.allSatisfy { $0.config.epochs == 1200 && $0.config.batchSize == 256 })
+        #expect(p10.teachers.map(\.config.epochs) == [1200, 400])
+        let c100 = try Suite.load(repoRoot.appendingPathComponent("suites/table4-cifar100.yaml"))
+        let p100 = try Plan(suite: c100, budget: "paper", seeds: 1, resultsRoot: URL(fileURLWithPath: "results"))
+        for r in p100.students {
+            #expect(r.config.lr == 5e-4 && r.config.quantizerLR == 5e-6 && r.config.weightDecay == 5e-4 && r.config.batchSize == 64)
+            let alpha100 = r.cell.model == "resnet32" && r.cell.bits == 4 && r.cell.method == .sqakd
+            #expect(r.config.alpha == (alpha100 ? 100 : 1), "\(r.label)")
+        }
+        #expect(p100.teachers.allSatisfy { $0.config.lr == 0.05 && $0.config.epochs == 720 })
+    }
+}
