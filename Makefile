@@ -5,7 +5,7 @@ TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashio
 APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: setup deps deps-test apt build test bench golden clean
+.PHONY: setup deps deps-test apt build test bench golden sweep-fashion-mnist report clean
 
 setup: deps build
 
@@ -36,6 +36,14 @@ test:
 bench: build
 	/usr/bin/python3 scripts/bench_vs_pytorch.py --model resnet20 --batch 128 --threads 2
 	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
+
+# The committed real-data results: the Fashion-MNIST suite at its reduced budget (hours on 2 cores;
+# rerun to resume), then the tables, plots and REPORT.md.
+sweep-fashion-mnist: build
+	.build/release/sqakd sweep run suites/fashion-mnist.yaml --budget reduced --jobs 2
+
+report: build
+	.build/release/sqakd report
 
 # Regenerate the PyTorch golden files used by the tests.
 golden:
