@@ -133,6 +133,7 @@ public final class Sweep {
                     say("\(counter()) start  \(r.label)  (\(r.id))")
                 } catch {
                     failedIDs.insert(r.id)
+                    remainingUnits -= units(r, from: Self.epochsDone(r))
                     failures.append((r.label, "\(error)"))
                     try? SweepFailure(runID: r.id, reason: "\(error)", exitStatus: -1, at: isoTimestamp()).write(r.runDirectory)
                     say("\(counter()) FAILED \(r.label): \(error)")
