@@ -59,11 +59,11 @@ public struct Report {
         public var verdict: String {
             guard compared > 0 else { return "no cell has both a baseline and an SQAKD run yet" }
             if significantlyLower == 0 && higher == compared {
-                return "**agree** with the paper's claim: SQAKD is above its baseline in all \(compared) cells"
+                return "**agree** with the paper's claim: SQAKD is above its baseline in " + (compared == 1 ? "the one cell compared" : "all \(compared) cells")
                     + (significantlyHigher > 0 ? " (significantly in \(significantlyHigher))" : "")
             }
             let tied = ties > 0 ? ", equal in \(ties)" : ""
-            if ties == compared { return "are **inconclusive**: SQAKD equals its baseline in all \(compared) cells" }
+            if ties == compared { return "are **inconclusive**: SQAKD equals its baseline in " + (compared == 1 ? "the one cell compared" : "all \(compared) cells") }
             if lower > higher || significantlyLower > 0 {
                 return "**disagree** with the paper's claim: SQAKD is below its baseline in \(lower) of \(compared) cells"
                     + (significantlyLower > 0 ? " (significantly in \(significantlyLower))" : " (none significantly)")

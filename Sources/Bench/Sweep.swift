@@ -83,7 +83,16 @@ public final class Sweep {
         var queue: [PlannedRun] = []
         for r in plan.runs {
             switch RunState.of(r) {
-            case .finished: finishedIDs.insert(r.id)
+            case .finished:
+                // Committed results hold records, not checkpoints: a teacher whose checkpoint is not here is
+                // trained again (same config, same numbers) when a student still needs it.
+                if r.cell.isTeacher, !FileManager.default.fileExists(atPath: r.runDirectory.bestCheckpoint.path),
+                   plan.students.contains(where: { $0.teacherID == r.id && RunState.of($0) != .finished }) {
+                    say("\(r.label) is finished but its checkpoint is not here; training it again for its students")
+                    queue.append(r)
+                } else {
+                    finishedIDs.insert(r.id)
+                }
             case .running:
                 throw SuiteError("\(r.label) (\(r.directory.relativePathForDisplay)) is being trained by another process; one sweep per results folder at a time")
             default: queue.append(r)

@@ -110,7 +110,7 @@ struct ReportTests {
         let px = stride(from: 0, to: curves.pixels.count, by: 3).map { Color(curves.pixels[$0], curves.pixels[$0 + 1], curves.pixels[$0 + 2]) }
         #expect(px.contains(ReportPlots.baselineColor) && px.contains(ReportPlots.sqakdColor))
         let doc = try String(contentsOf: dir.appendingPathComponent("REPORT.md"), encoding: .utf8)
-        #expect(doc.contains("our runs **agree** with the paper's claim: SQAKD is above its baseline in all 1 cells (significantly in 1)"))
+        #expect(doc.contains("our runs **agree** with the paper's claim: SQAKD is above its baseline in the one cell compared (significantly in 1)"))
         #expect(doc.contains("resnet20 pact W4A4 SQAKD: not run"))
         #expect(doc.contains("![golden: SQAKD − baseline, best test top-1 per cell](results/golden/plots/sqakd-gain.png)"))
         #expect(doc.contains("Against the paper's numbers: 2 cells"))

@@ -34,6 +34,17 @@ struct SweepTests {
         let status = try sqakd(["sweep", "status", "smoke", "--results", results.path])
         #expect(status.output.contains("5 runs: 5 finished"), "\(status.output)")
 
+        // A fresh clone has records but no checkpoints: a missing student is trained, and the teacher it
+        // needs is trained again first, to the same numbers.
+        let plan = try Plan(suite: try Suite.load(repoRoot.appendingPathComponent("suites/smoke.yaml")), resultsRoot: results)
+        for f in [plan.teachers[0].runDirectory.bestCheckpoint, plan.teachers[0].runDirectory.lastCheckpoint] {
+            try FileManager.default.removeItem(at: f)
+        }
+        try FileManager.default.removeItem(at: plan.students[0].directory)
+        let clone = try sqakd(["sweep", "run", "smoke", "--results", results.path, "--jobs", "2", "--threads", "2"])
+        #expect(clone.status == 0 && clone.output.contains("training it again for its students"), "\(clone.output)")
+        #expect(try numbers(suite: repoRoot.appendingPathComponent("suites/smoke.yaml"), results: results) == first)
+
         let report = try sqakd(["report", "smoke", "--results", results.path, "--output", results.appendingPathComponent("REPORT.md").path])
         #expect(report.status == 0, "\(report.output)")
         for f in ["smoke/table.md", "smoke/table.csv", "smoke/cells.csv", "REPORT.md"] {
