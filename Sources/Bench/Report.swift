@@ -135,11 +135,7 @@ public struct Report {
             let dir = r.runsDirectory.deletingLastPathComponent()
             let rel = relative(dir, to: reportDirectory)
             out += "\n---\n\n"
-            var table = Tables.markdown(r)
-            table = table.replacingOccurrences(of: "\n# ", with: "\n### ")
-            if table.hasPrefix("# ") { table = "## " + table.dropFirst(2) }
-            table = table.replacingOccurrences(of: "\n## ", with: "\n### ")
-            out += table
+            out += Tables.markdown(r, level: 2)
             let wall = r.cells.values.reduce(0) { $0 + $1.wallSeconds }
             let runs = r.cells.values.reduce(0) { $0 + $1.records.count }
             out += "\n\(runs) finished runs, \(formatDuration(wall)) of training in all (sum of the runs' wall times). "
@@ -155,7 +151,7 @@ public struct Report {
             }
             out += "\n**Not run yet:** " + (missing.isEmpty ? "nothing; every cell has all its seeds.\n" : "\n\n" + missing.map { "- \($0)\n" }.joined())
             if r.strays > 0 { out += "\n\(r.strays) finished run(s) in the runs folder belong to no cell of the current suite file and are not shown.\n" }
-            out += "\n#### Plots\n\n"
+            out += "\n### Plots\n\n"
             let plots = ReportPlots.files(r)
             for p in plots { out += "![\(p.title)](\(rel)/plots/\(p.name))\n\n" }
         }
