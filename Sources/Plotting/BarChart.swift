@@ -28,7 +28,7 @@ public struct Bar: Sendable {
 /// whiskers and per-bar annotations; category labels under the bars, set horizontally, wrapped onto up to
 /// three lines, or turned 45° (and shrunk, then shortened with "…", as a last resort) when they do not fit;
 /// nice y ticks, a title, axis labels and an optional legend row under the title. Antialiased like `LinePlot`.
-public struct BarChart: Sendable {
+public struct BarChart: Chart {
     public var title: String
     public var xLabel: String
     public var yLabel: String
@@ -53,23 +53,9 @@ public struct BarChart: Sendable {
         self.yRange = yRange
     }
 
-    public func render(width: Int = 900, height: Int = 560) -> Canvas {
-        var canvas = Canvas(width: width, height: height)
-        draw(on: &canvas, x: 0, y: 0, width: width, height: height)
-        return canvas
-    }
-
-    /// Writes `render(width:height:)` atomically (`Canvas.writePNG(to:)`).
-    public func writePNG(to url: URL, width: Int = 900, height: Int = 560) throws {
-        try render(width: width, height: height).writePNG(to: url)
-    }
-
     /// Draws the chart into the rectangle (x, y, width, height) of `canvas`.
     public func draw(on canvas: inout Canvas, x: Int, y: Int, width: Int, height: Int) {
-        guard width > 0, height > 0 else { return }
-        var s = PlotSurface(base: canvas.cropped(x: x, y: y, width: width, height: height))
-        drawContent(on: &s, width: Double(width), height: Double(height))
-        canvas.paste(s.result(), x: x, y: y)
+        PlotSurface.draw(on: &canvas, x: x, y: y, width: width, height: height, content: drawContent(on:width:height:))
     }
 
     /// How the category labels are set: `lines[i]` are bar i's lines, `angle` 0 or π/4, `size` the capital

@@ -29,7 +29,7 @@ public struct Series: Sendable {
 /// legend placed where it hides the least data (a corner or an edge centre of the plot area). Drawn into a
 /// rectangle of a `Canvas` (several plots can share one canvas) or rendered to a PNG on its own; antialiased by 4×
 /// supersampling (`PlotSurface`).
-public struct LinePlot: Sendable {
+public struct LinePlot: Chart {
     public var title: String
     public var xLabel: String
     public var yLabel: String
@@ -53,24 +53,9 @@ public struct LinePlot: Sendable {
         self.yRange = yRange
     }
 
-    /// Renders alone on a `width`×`height` canvas.
-    public func render(width: Int = 900, height: Int = 560) -> Canvas {
-        var canvas = Canvas(width: width, height: height)
-        draw(on: &canvas, x: 0, y: 0, width: width, height: height)
-        return canvas
-    }
-
-    /// Writes `render(width:height:)` atomically (`Canvas.writePNG(to:)`).
-    public func writePNG(to url: URL, width: Int = 900, height: Int = 560) throws {
-        try render(width: width, height: height).writePNG(to: url)
-    }
-
     /// Draws the plot into the rectangle (x, y, width, height) of `canvas`.
     public func draw(on canvas: inout Canvas, x: Int, y: Int, width: Int, height: Int) {
-        guard width > 0, height > 0 else { return }
-        var s = PlotSurface(base: canvas.cropped(x: x, y: y, width: width, height: height))
-        drawContent(on: &s, width: Double(width), height: Double(height))
-        canvas.paste(s.result(), x: x, y: y)
+        PlotSurface.draw(on: &canvas, x: x, y: y, width: width, height: height, content: drawContent(on:width:height:))
     }
 
     func color(_ k: Int) -> Color { series[k].color ?? Color.palette[k % Color.palette.count] }

@@ -34,6 +34,16 @@ struct PlotSurface {
 
     func result() -> Canvas { canvas.downsampled(by: Self.factor) }
 
+    /// Runs `content` on a surface over the rectangle (x, y, width, height) of `canvas` (given its size in
+    /// output pixels) and pastes the antialiased result back: how every `Chart` draws.
+    static func draw(on canvas: inout Canvas, x: Int, y: Int, width: Int, height: Int,
+                     content: (inout PlotSurface, Double, Double) -> Void) {
+        guard width > 0, height > 0 else { return }
+        var s = PlotSurface(base: canvas.cropped(x: x, y: y, width: width, height: height))
+        content(&s, Double(width), Double(height))
+        canvas.paste(s.result(), x: x, y: y)
+    }
+
     /// Centre of the output pixel row/column containing `v`: a 1-px line there covers exactly one pixel.
     static func crisp(_ v: Double) -> Double { v.rounded(.down) + 0.5 }
 
