@@ -53,6 +53,8 @@ public struct Suite: Sendable {
     /// The paper's table number and its numbers for this suite's dataset (empty when not transcribed).
     public var paperTable: String?
     public var paper: [PaperValue]
+    /// The CSV of the paper's numbers that the suite names (`paper.results`), resolved against the suite's folder.
+    public var paperResults: URL?
 
     public static let budgetNames = ["paper", "reduced", "smoke"]
     static let keys = ["name", "title", "description", "dataset", "seeds", "methods", "teacher", "student", "grid", "budgets",
@@ -149,18 +151,21 @@ public struct Suite: Sendable {
 
         var paperTable: String?
         var paper: [PaperValue] = []
+        var paperResults: URL?
         if let p = try m.mapping("paper") {
             try p.checkKeys(["table", "results"])
             paperTable = try p.string("table")
             if let csv = try p.string("results") {
                 let url = URL(fileURLWithPath: csv, relativeTo: file.deletingLastPathComponent()).standardizedFileURL
+                paperResults = url
                 paper = try PaperValue.load(url).filter { $0.dataset == dataset && (paperTable == nil || $0.table == paperTable) }
             }
         }
 
         return Suite(name: name, title: try m.string("title") ?? name, description: try m.string("description"), file: file,
                      dataset: dataset, seeds: seeds, methods: methods, teacher: teacher, student: student, grid: grid,
-                     budgets: budgets, defaultBudget: defaultBudget, paperTable: paperTable, paper: paper)
+                     budgets: budgets, defaultBudget: defaultBudget, paperTable: paperTable, paper: paper,
+                     paperResults: paperResults)
     }
 
     static func parseGridEntry(_ g: YAMLMapping) throws -> GridEntry {

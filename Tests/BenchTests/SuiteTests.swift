@@ -102,6 +102,7 @@ struct SuiteTests {
 
     @Test func table4FollowsTheAuthorsScripts() throws {
         let c10 = try Suite.load(repoRoot.appendingPathComponent("suites/table4-cifar10.yaml"))
+        #expect(c10.paperTable == "4" && c10.paperResults?.path == repoRoot.appendingPathComponent("suites/paper-results.csv").standardizedFileURL.path)
         let p10 = try Plan(suite: c10, budget: "paper", resultsRoot: URL(fileURLWithPath: "results"))
         let vgg = p10.students.filter { $0.cell.model == "vgg8" }
         #expect(vgg.count == 2 * 3 && vgg.allSatisfy { $0.config.epochs == 400 && $0.cell.bits == 2 })
