@@ -1,5 +1,4 @@
 import Foundation
-import Quantization
 import Training
 
 /// A cell of a suite's table: model × quantizer × bit-width × method (teachers: quantizer fp, 32 bits,
@@ -62,14 +61,12 @@ public struct Plan: Sendable {
         var teacherOrder: [PlannedRun] = []
         var students: [PlannedRun] = []
         var seen = Set<String>()
+        let dataset = ConfigOverlay(["dataset": .string(suite.dataset)], source: suite.datasetSource)
         for entry in suite.grid {
-            var t = TrainConfig()
-            t.dataset = suite.dataset
-            t.model = entry.model
-            suite.teacher.overridden(by: entry.teacher).apply(to: &t)
-            self.budget.apply(to: &t, teacher: true)
-            t.seed = 0
-            try Self.check(t, suite: suite, what: "\(entry.model) teacher")
+            let cell = ConfigOverlay(["model": .string(entry.model)], source: entry.source)
+            let fixed = ConfigOverlay(["seed": .integer(0)], source: ConfigSource("plan"))
+            let t = try Self.resolve([dataset, cell, suite.teacher, entry.teacher, self.budget.overlay(teacher: true), fixed],
+                                     what: "\(entry.model) teacher")
             let teacher = PlannedRun(cell: CellKey(model: entry.model, quantizer: "fp", bits: 32, method: .fp), seed: 0, config: t,
                                      directory: runsDirectory.appendingPathComponent(t.runID), teacherID: nil)
             if let existing = teachers[entry.model] {
@@ -88,25 +85,20 @@ public struct Plan: Sendable {
                 for q in entry.quantizers {
                     for b in entry.bits {
                         for method in suite.methods {
-                            var c = TrainConfig.quantizationDefaults()
-                            c.dataset = suite.dataset
-                            c.model = entry.model
-                            c.quantizer = q
-                            c.bits = b
-                            var h = suite.student.overridden(by: entry.student)
-                            for o in entry.overrides where o.matches(quantizer: q, bits: b, method: method) { h = h.overridden(by: o.set) }
-                            h.apply(to: &c)
-                            self.budget.apply(to: &c, teacher: false)
-                            c.seed = seed
+                            let cell = ConfigOverlay(["model": .string(entry.model), "quantizer": .string(q), "bits": .integer(b)],
+                                                     source: entry.source)
+                            var layers = [dataset, cell, suite.student, entry.student]
+                            layers += entry.overrides.filter { $0.matches(quantizer: q, bits: b, method: method) }.map(\.set)
                             // Every QAT run starts from the FP teacher (reference --load_pretrain True).
-                            c.initFrom = teacherPath
+                            var fixed: [String: ConfigValue] = ["seed": .integer(Int(seed)), "init_from": .string(teacherPath)]
                             if method == .sqakd {
-                                c.distill = "sqakd"
-                                c.teacher = teacherPath
+                                fixed["distill"] = .string(DistillationMethod.sqakd.rawValue)
+                                fixed["teacher"] = .string(teacherPath)
                             }
-                            let cell = CellKey(model: entry.model, quantizer: q, bits: b, method: method)
-                            try Self.check(c, suite: suite, what: cell.description)
-                            let run = PlannedRun(cell: cell, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
+                            layers += [self.budget.overlay(teacher: false), ConfigOverlay(fixed, source: ConfigSource("plan"))]
+                            let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method)
+                            let c = try Self.resolve(layers, what: key.description)
+                            let run = PlannedRun(cell: key, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
                                                  teacherID: teacher.id)
                             if seen.insert(run.id).inserted { students.append(run) }
                         }
@@ -129,13 +121,10 @@ public struct Plan: Sendable {
         resultsRoot.appendingPathComponent(suite).appendingPathComponent("runs")
     }
 
-    static func check(_ c: TrainConfig, suite: Suite, what: String) throws {
-        do {
-            try c.validate()
-            let scheme = try QuantizerRegistry.scheme(named: c.quantizer)
-            _ = try QuantizerRegistry.resolve(scheme, settings: c.quantizerSettings)
-        } catch {
-            throw SuiteError("\(suite.file.relativePathForDisplay): \(what): \(error)")
+    /// `TrainConfig.resolve` over a run's layers; errors name the key, its file and line, and the run.
+    static func resolve(_ layers: [ConfigOverlay], what: String) throws -> TrainConfig {
+        do { return try TrainConfig.resolve(layers) } catch {
+            throw SuiteError("\(error) (\(what))")
         }
     }
 

@@ -14,21 +14,24 @@ public enum Method: String, Codable, CaseIterable, Sendable, Comparable {
     public static func < (a: Method, b: Method) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 }
 
-/// One row group of a suite's grid: a model, its quantizers and bit-widths, and per-model hyper-parameters.
+/// One row group of a suite's grid: a model, its quantizers and bit-widths, and per-model hyper-parameters
+/// (config layers over the suite's).
 public struct GridEntry: Sendable {
     public var model: String
     public var quantizers: [String]
     public var bits: [Int]
-    public var teacher: HyperParameters
-    public var student: HyperParameters
+    public var teacher: ConfigOverlay
+    public var student: ConfigOverlay
     public var overrides: [Override]
+    /// Where the entry starts (`suites/x.yaml:31`), the source of its model, quantizer and bits.
+    public var source: ConfigSource
 
     /// Hyper-parameters for the students that match every condition given (e.g. α = 100 for SQAKD at 4 bits).
     public struct Override: Sendable {
         public var quantizer: String?
         public var bits: Int?
         public var method: Method?
-        public var set: HyperParameters
+        public var set: ConfigOverlay
 
         func matches(quantizer q: String, bits b: Int, method m: Method) -> Bool {
             (quantizer ?? q) == q && (bits ?? b) == b && (method ?? m) == m
@@ -45,8 +48,9 @@ public struct Suite: Sendable {
     public var dataset: String
     public var seeds: Int
     public var methods: [Method]
-    public var teacher: HyperParameters
-    public var student: HyperParameters
+    /// Config layers (snake_case `TrainConfig` keys) of every teacher and every student.
+    public var teacher: ConfigOverlay
+    public var student: ConfigOverlay
     public var grid: [GridEntry]
     public var budgets: [Budget]
     public var defaultBudget: String
@@ -55,6 +59,8 @@ public struct Suite: Sendable {
     public var paper: [PaperValue]
     /// The CSV of the paper's numbers that the suite names (`paper.results`), resolved against the suite's folder.
     public var paperResults: URL?
+    /// Where `dataset` is set.
+    public var datasetSource: ConfigSource
 
     public static let budgetNames = ["paper", "reduced", "smoke"]
     static let keys = ["name", "title", "description", "dataset", "seeds", "methods", "teacher", "student", "grid", "budgets",
@@ -121,13 +127,14 @@ public struct Suite: Sendable {
             if !methods.contains(method) { methods.append(method) }
         }
         guard !methods.isEmpty else { throw m.error("methods", "must name at least one method") }
-        let teacher = try m.mapping("teacher").map { try HyperParameters($0) } ?? HyperParameters()
-        let student = try m.mapping("student").map { try HyperParameters($0) } ?? HyperParameters()
+        let datasetSource = ConfigSource(m.value("dataset").map(m.location) ?? display)
+        func block(_ key: String) throws -> ConfigOverlay { try m.mapping(key).map { try hyperParameters($0, dataset: dataset) } ?? ConfigOverlay() }
+        let teacher = try block("teacher"), student = try block("student")
 
         guard let gridNodes = try m.mappings("grid"), !gridNodes.isEmpty else {
             throw SuiteError("\(display): missing or empty 'grid' (a list of {model, quantizers, bits})")
         }
-        let grid = try gridNodes.map { try parseGridEntry($0) }
+        let grid = try gridNodes.map { try parseGridEntry($0, dataset: dataset) }
 
         var budgets: [Budget] = []
         if let b = try m.mapping("budgets") {
@@ -165,10 +172,32 @@ public struct Suite: Sendable {
         return Suite(name: name, title: try m.string("title") ?? name, description: try m.string("description"), file: file,
                      dataset: dataset, seeds: seeds, methods: methods, teacher: teacher, student: student, grid: grid,
                      budgets: budgets, defaultBudget: defaultBudget, paperTable: paperTable, paper: paper,
-                     paperResults: paperResults)
+                     paperResults: paperResults, datasetSource: datasetSource)
     }
 
-    static func parseGridEntry(_ g: YAMLMapping) throws -> GridEntry {
+    /// Keys a suite's hyper-parameter blocks may not set: the plan sets them for each run.
+    static let planKeys = ["dataset", "model", "quantizer", "bits", "seed", "init_from", "teacher", "distill"]
+
+    /// A `teacher` / `student` / override block as a config layer, checked key by key where its lines are
+    /// known (unknown key, wrong type, invalid value).
+    static func hyperParameters(_ m: YAMLMapping, dataset: String, skipping: [String] = []) throws -> ConfigOverlay {
+        let layer = try m.overlay(skipping: skipping)
+        for key in layer.order {
+            let top = String(key.split(separator: ".")[0])
+            if planKeys.contains(top) {
+                throw m.error(top, "is set by the plan for each run (grid, seeds, methods), not in a hyper-parameter block")
+            }
+        }
+        // Quantizer settings depend on the quantizer: the plan checks them per run.
+        var alone = ConfigOverlay()
+        for key in layer.order where !key.hasPrefix("quantizer_settings.") { alone.set(key, layer[key]!.value, layer[key]!.source) }
+        do { _ = try TrainConfig.resolve([ConfigOverlay(["dataset": .string(dataset)], source: ConfigSource("suite")), alone]) } catch {
+            throw SuiteError("\(error)")
+        }
+        return layer
+    }
+
+    static func parseGridEntry(_ g: YAMLMapping, dataset: String) throws -> GridEntry {
         try g.checkKeys(["model", "quantizers", "bits", "teacher", "student", "overrides"])
         guard let model = try g.string("model") else { throw SuiteError("\(g.location(g.node)): missing key '\(g.keyPath("model"))'") }
         guard ModelZoo.names.contains(model) else {
@@ -192,11 +221,11 @@ public struct Suite: Sendable {
                 }
             }
         }
-        let teacher = try g.mapping("teacher").map { try HyperParameters($0) } ?? HyperParameters()
-        let student = try g.mapping("student").map { try HyperParameters($0) } ?? HyperParameters()
+        let teacher = try g.mapping("teacher").map { try hyperParameters($0, dataset: dataset) } ?? ConfigOverlay()
+        let student = try g.mapping("student").map { try hyperParameters($0, dataset: dataset) } ?? ConfigOverlay()
         var overrides: [GridEntry.Override] = []
         for o in try g.mappings("overrides") ?? [] {
-            let set = try HyperParameters(o, extraKeys: ["quantizer", "bits", "method"])
+            let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"])
             var method: Method?
             if let s = try o.string("method") {
                 guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline or sqakd, got '\(s)'") }
@@ -204,7 +233,8 @@ public struct Suite: Sendable {
             }
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
         }
-        return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides)
+        return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides,
+                         source: ConfigSource(g.location(g.node), keyPath: g.path))
     }
 }
 

@@ -200,11 +200,11 @@ public final class Sweep {
         try dir.create()
         if FileManager.default.fileExists(atPath: dir.config.path) {
             // The directory is named by the config's hash, so another config here is a damaged or hand-made folder.
-            guard (try? JSONDecoder().decode(TrainConfig.self, from: Data(contentsOf: dir.config))) == r.config else {
+            guard (try? dir.readConfig()) == r.config else {
                 throw SuiteError("\(dir.url.relativePathForDisplay) holds a run with a different config; delete the folder to train this run")
             }
         } else {
-            try atomicWrite(r.config.canonicalJSON(), to: dir.config)
+            try atomicWrite(r.config.storedJSON(), to: dir.config)
         }
         let consoleURL = dir.url.appendingPathComponent("console.txt")
         if !FileManager.default.fileExists(atPath: consoleURL.path) { _ = FileManager.default.createFile(atPath: consoleURL.path, contents: nil) }

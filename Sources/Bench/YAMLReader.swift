@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import Yams
 
 /// A suite file error: one line naming the file, the line and the key.
@@ -121,6 +122,54 @@ struct YAMLMapping {
         guard let v = value(key) else { return nil }
         guard let seq = v.sequence else { throw error(key, "must be a list of mappings") }
         return try seq.enumerated().map { i, item in try YAMLMapping(file: file, path: "\(keyPath(key))[\(i)]", node: item) }
+    }
+}
+
+extension YAMLMapping {
+    /// The mapping as a config layer, each value with its file and line. Plain scalars are text (read as the
+    /// key's type by `TrainConfig.resolve`), quoted ones strings, `~` / `null` / nothing null; nested
+    /// mappings flatten to dotted keys (`quantizer_settings: {delta: 0}` → `quantizer_settings.delta`).
+    /// `skipping` names keys that belong to the surrounding schema (an override's conditions).
+    func overlay(skipping: [String] = []) throws -> ConfigOverlay {
+        var o = ConfigOverlay()
+        func add(_ key: String, _ keyNode: Node?, _ value: Node) throws {
+            let source = ConfigSource(location(keyNode ?? value), keyPath: path)
+            if let scalar = value.scalar {
+                let plain = scalar.style == .plain || scalar.style == .any
+                if plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+                    o.set(key, .null, source)
+                } else {
+                    o.set(key, plain ? .text(scalar.string) : .string(scalar.string), source)
+                }
+            } else if let mapping = value.mapping {
+                for (k, v) in mapping {
+                    guard let sub = k.string else { throw SuiteError("\(location(k)): keys must be strings") }
+                    try add("\(key).\(sub)", k, v)
+                }
+            } else {
+                o.set(key, .array([]), source)
+            }
+        }
+        for (key, value) in pairs where !skipping.contains(key) { try add(key, keyNode(key), value) }
+        return o
+    }
+}
+
+/// Config files for `sqakd train --config`: JSON (`.json`) or YAML, snake_case `TrainConfig` keys.
+public enum ConfigFile {
+    public static func overlay(_ path: String) throws -> ConfigOverlay {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read config \(path): \(error.localizedDescription)") }
+        if url.pathExtension.lowercased() == "json" { return try ConfigOverlay.json(data, source: ConfigSource("--config \(path)")) }
+        let root: Node
+        do {
+            guard let n = try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) else { return ConfigOverlay() }
+            root = n
+        } catch {
+            throw ConfigError("--config \(path): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        do { return try YAMLMapping(file: path, path: "", node: root).overlay() } catch let e as SuiteError { throw ConfigError(e.description) }
     }
 }
 

@@ -9,7 +9,7 @@ public enum QuantizationStyle: String, Codable, Sendable, CaseIterable {
     case cifar
     /// Tiny-ImageNet / MQBench (reference §2.3.1, §8.10): every conv and linear, the first and the last at
     /// "32 bits" of the same quantizer type.
-    case tinyImageNet
+    case tinyImageNet = "tiny-imagenet"
 }
 
 /// Replaces the layers `style` quantizes by quantized layers carrying `scheme`'s quantizers at `bits`

@@ -18,30 +18,26 @@ public struct BenchmarkResult: Codable, Sendable {
 
 /// Times the training step of `sqakd train` with the same options on a synthetic batch:
 /// FP: forward, cross-entropy, backward, SGD (momentum 0.9, wd 1e-4).
-/// QAT (`quantizer` ≠ fp): the quantized student (calibrated on the batch), two Adams as in `train`;
+/// QAT (`quantizer` ≠ fp): the quantized student (calibrated on the batch), the recipe's optimizers as in `train`;
 /// with `distill` the FP teacher's eval forward and α·T²·KL replace the cross-entropy.
 public func benchmark(model name: String, batch: Int, classes: Int = 10, inputChannels: Int = 3, size: Int = 32,
                       quantizer: String = "fp", bits: Int = 32, distill: String = "none",
                       warmup: Int = 3, steps: Int = 10) throws -> BenchmarkResult {
     guard batch >= 1, steps >= 1, warmup >= 0 else { throw ConfigError("batch and steps must be ≥ 1") }
-    var config = quantizer == "fp" ? TrainConfig() : TrainConfig.quantizationDefaults()
-    config.model = name
-    config.quantizer = quantizer
-    config.bits = bits
-    config.distill = distill
-    config.epochs = 1
+    var settings = ConfigOverlay(["model": .string(name), "quantizer": .string(quantizer), "bits": .integer(bits),
+                                  "distill": .text(distill), "epochs": .integer(1)], source: ConfigSource("sqakd bench"))
     var teacherDirectory: URL?
-    if distill != "none" {
+    if distill != DistillationMethod.none.rawValue {
         // A freshly initialised FP teacher of the same architecture: timing does not depend on its weights.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sqakd-bench-teacher-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent("teacher.safetensors")
         try Checkpoint.saveModel(ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0), to: url)
-        config.teacher = url.path
+        settings.set("teacher", .string(url.path), ConfigSource("sqakd bench"))
         teacherDirectory = dir
     }
     defer { if let teacherDirectory { try? FileManager.default.removeItem(at: teacherDirectory) } }
-    try config.validate()
+    let config = try TrainConfig.resolve([settings])
     let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels, iterationsPerEpoch: 1)
     let model = setup.student
     var rng = RNG(seed: 1)

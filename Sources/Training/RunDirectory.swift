@@ -2,7 +2,7 @@ import Foundation
 import Tensors
 
 /// A run's directory:
-///   config.json          resolved TrainConfig (canonical JSON)
+///   config.json          resolved TrainConfig, every key (`TrainConfig.storedJSON()`)
 ///   record.json          versioned RunRecord, rewritten atomically after every epoch
 ///   metrics.csv          one row per epoch, rewritten atomically from the record
 ///   log.txt              human log, appended
@@ -44,7 +44,15 @@ public struct RunDirectory: Sendable {
         try atomicWrite(Data(Self.csv(r.epochs).utf8), to: metrics)
     }
 
-    public func readRecord() throws -> RunRecord { try JSON.decode(RunRecord.self, from: record) }
+    /// The record (schema 1 or 2).
+    public func readRecord() throws -> RunRecord {
+        let data: Data
+        do { data = try Data(contentsOf: record) } catch { throw ConfigError("cannot read \(record.path): \(error.localizedDescription)") }
+        return try RunRecord.decode(data, source: record.path)
+    }
+
+    /// The stored config (`config.json`, schema 1 or 2).
+    public func readConfig() throws -> TrainConfig { try TrainConfig.load(config) }
 
     static func csv(_ epochs: [EpochMetrics]) -> String {
         var s = "epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,seconds,images_per_second\n"

@@ -12,6 +12,11 @@ public struct SystemInfo: Codable, Equatable, Sendable {
     public var threads: Int
     public var hostname: String
 
+    enum CodingKeys: String, CodingKey {
+        case cpu, threads, hostname
+        case gitRevision = "git_revision", gitDirty = "git_dirty", swiftVersion = "swift_version", onednnVersion = "onednn_version"
+    }
+
     public static func current() -> SystemInfo {
         let v = dnnl_version()!.pointee
         let (rev, dirty) = gitState()

@@ -1,37 +1,56 @@
+import Datasets
 import Foundation
+import Models
+import Quantization
 
 /// Everything that determines a training run's numbers. Two runs with equal configs and thread counts
-/// give bit-identical records; the run id is a hash of this struct's canonical JSON.
+/// give bit-identical records.
 ///
-/// Defaults are the reference's CIFAR FP teacher settings (reference-implementation.md §4.1): SGD, lr 0.1,
+/// Each setting is declared once, here, with its default and a comment. Its on-disk and command-line key
+/// is its name in snake_case (`quantizerLR` → `quantizer_lr`), derived from the property (`ConfigSchema`);
+/// suites, JSON/YAML config files, `config.json`, `record.json` and `--set key=value` all use that key.
+/// Adding a setting = one property here (plus a line in `issues()` when some values are invalid).
+///
+/// The defaults are the reference's CIFAR FP teacher (reference-implementation.md §4.1): SGD, lr 0.1,
 /// momentum 0.9, weight decay 1e-4, cosine annealing stepped per epoch, cross-entropy without smoothing,
 /// test batch 100. The reference trains 400 epochs at batch 256; our default epoch count is short because a
-/// 2-core CPU trains ~3 epochs of CIFAR an hour.
+/// 2-core CPU trains ~3 epochs of CIFAR an hour. Quantized runs start from another recipe (`Recipe`).
+///
+/// The synthesized `Codable` (camelCase) is internal plumbing of the decoder; files go through
+/// `ConfigOverlay` / `TrainConfig.resolve` and `storedJSON()`.
 public struct TrainConfig: Codable, Equatable, Sendable {
     /// Dataset id: cifar10, cifar100, fashion-mnist (3×32×32 CIFAR-style), fashion-mnist-1ch (1×28×28).
     public var dataset: String = "fashion-mnist"
     /// Model id from the zoo (`sqakd models`).
     public var model: String = "resnet20"
     public var epochs: Int = 4
+    /// Training batch size.
     public var batchSize: Int = 128
     /// Evaluation batch (reference: 100). Only speed depends on it.
     public var evalBatchSize: Int = 100
-    /// "sgd" or "adam".
-    public var optimizer: String = "sgd"
+    /// QAT: `adam` = the CIFAR recipe (two Adams: model, quantizer), `sgd` = the Tiny-ImageNet one (one SGD
+    /// over everything). FP: the one optimizer.
+    public var optimizer: OptimizerKind = .sgd
+    /// Peak learning rate of the model parameters.
     public var lr: Double = 0.1
+    /// SGD momentum.
     public var momentum: Double = 0.9
+    /// Nesterov momentum (SGD).
     public var nesterov: Bool = false
+    /// Coupled L2 weight decay of the model parameters.
     public var weightDecay: Double = 1e-4
-    /// "cosine" (per epoch, to 0; reference CIFAR), "warmup-cosine" (linear warm-up from 1e-4 over
-    /// `warmupIterations`, then cosine per iteration; reference Tiny-ImageNet §4.3) or "constant".
-    public var schedule: String = "cosine"
+    /// Learning-rate schedule (see `ScheduleKind`).
+    public var schedule: ScheduleKind = .cosine
+    /// Linear warm-up iterations of `warmup-cosine`.
     public var warmupIterations: Int = 2500
+    /// Label smoothing ε of the cross-entropy (target (1−ε)·onehot + ε/C).
     public var labelSmoothing: Double = 0
     /// Reference train augmentation (random crop 32 with 4 px zero padding, horizontal flip).
     public var augment: Bool = true
     public var seed: UInt64 = 0
-    /// Use only the first N training / test images (0 = all). For smoke runs and tests.
+    /// Use only the first N training images (0 = all). For smoke runs and tests.
     public var trainLimit: Int = 0
+    /// Use only the first N test images (0 = all).
     public var testLimit: Int = 0
 
     // Quantization-aware training (reference §4.2). `fp` trains a full-precision model.
@@ -39,103 +58,110 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var quantizer: String = "fp"
     /// Weight and activation bit-width (W = A), ignored for `fp`.
     public var bits: Int = 32
-    /// Which layers are quantized: "cifar" (reference §2.2.4: inner convs; stem and classifier FP) or
-    /// "tiny-imagenet" (§2.3.1: every conv and linear, first and last at 32 bits of the same quantizer).
-    public var style: String = "cifar"
-    /// Per-scheme settings (`--set key=value`, e.g. EWGS's delta).
+    /// Which layers are quantized (see `QuantizationStyle`).
+    public var style: QuantizationStyle = .cifar
+    /// Per-scheme settings over the scheme's defaults (`--set quantizer_settings.delta=0` for EWGS's δ).
     public var quantizerSettings: [String: Double] = [:]
     /// Learning rate of the quantizer parameters' own Adam (reference lr_q; no weight decay).
     public var quantizerLR: Double = 1e-5
     /// FP checkpoint (safetensors file or run directory) the student starts from; defaults to the teacher.
     public var initFrom: String?
-    /// "none" or "sqakd": loss = α·T²·KL(teacher ‖ student), no labels.
-    public var distill: String = "none"
+    /// How the student learns from the teacher (see `DistillationMethod`).
+    public var distill: DistillationMethod = .none
     /// The frozen FP teacher (safetensors file or run directory).
     public var teacher: String?
+    /// Weight α of the distillation loss.
     public var alpha: Double = 1
+    /// Distillation temperature T.
     public var temperature: Double = 4
 
     public init() {}
 
-    /// The reference's CIFAR QAT defaults (train_quant.py): Adam lr_m 1e-3, Adam lr_q 1e-5, wd 1e-4,
-    /// both cosine per epoch.
-    public static func quantizationDefaults() -> TrainConfig {
-        var c = TrainConfig()
-        c.optimizer = "adam"
-        c.lr = 1e-3
-        c.quantizerLR = 1e-5
-        c.weightDecay = 1e-4
-        return c
-    }
-
     public var isQuantized: Bool { quantizer != "fp" }
-    public var isDistilled: Bool { distill != "none" }
+    public var isDistilled: Bool { distill != .none }
 
-    /// Unknown keys are errors (style.md rule 8).
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(Self.keys)
-        for k in c.allKeys where !known.contains(k.stringValue) {
-            throw ConfigError("unknown config key '\(k.stringValue)'; valid keys: \(Self.keys.joined(separator: ", "))")
+    /// What is wrong with the values, one issue per key (empty when valid): ranges, and names that must exist
+    /// in the quantizer registry, the model zoo and the dataset registry.
+    public func issues() -> [ConfigIssue] {
+        var out: [ConfigIssue] = []
+        func check(_ ok: Bool, _ key: String, _ message: @autoclosure () -> String) {
+            if !ok { out.append(ConfigIssue(key: key, message: message())) }
         }
-        var d = TrainConfig()
-        func get<T: Decodable>(_ k: String, _ v: inout T) throws {
-            if let x = try c.decodeIfPresent(T.self, forKey: AnyKey(k)) { v = x }
+        func positive(_ v: Double, _ key: String) { check(v > 0 && v.isFinite, key, "must be a positive number, got \(v)") }
+        check((try? DatasetKind(id: dataset)) != nil, "dataset",
+              "names an unknown dataset '\(dataset)'; known: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        check(ModelZoo.names.contains(model), "model", "names an unknown model '\(model)'; the zoo has: \(ModelZoo.names.joined(separator: ", "))")
+        check(epochs >= 1, "epochs", "must be ≥ 1, got \(epochs)")
+        check(batchSize >= 1, "batch_size", "must be ≥ 1, got \(batchSize)")
+        check(evalBatchSize >= 1, "eval_batch_size", "must be ≥ 1, got \(evalBatchSize)")
+        positive(lr, "lr")
+        check(weightDecay >= 0 && weightDecay.isFinite, "weight_decay", "must be ≥ 0, got \(weightDecay)")
+        check(warmupIterations == 0 || warmupIterations >= 2, "warmup_iterations", "must be 0 or ≥ 2, got \(warmupIterations)")
+        check((0..<1).contains(labelSmoothing), "label_smoothing", "must be in [0, 1), got \(labelSmoothing)")
+        check(trainLimit >= 0, "train_limit", "must be ≥ 0 (0 = every image), got \(trainLimit)")
+        check(testLimit >= 0, "test_limit", "must be ≥ 0 (0 = every image), got \(testLimit)")
+        do {
+            let scheme = try QuantizerRegistry.scheme(named: quantizer)
+            if isQuantized {
+                do { try QuantizerRegistry.validate(scheme, bits: bits) } catch { out.append(ConfigIssue(key: "bits", message: "\(error)")) }
+            }
+            do { _ = try QuantizerRegistry.resolve(scheme, settings: quantizerSettings) } catch {
+                out.append(ConfigIssue(key: "quantizer_settings", message: "\(error)"))
+            }
+        } catch {
+            out.append(ConfigIssue(key: "quantizer", message: "\(error)"))
         }
-        try get("dataset", &d.dataset); try get("model", &d.model); try get("epochs", &d.epochs)
-        try get("batchSize", &d.batchSize); try get("evalBatchSize", &d.evalBatchSize)
-        try get("optimizer", &d.optimizer); try get("lr", &d.lr); try get("momentum", &d.momentum)
-        try get("nesterov", &d.nesterov); try get("weightDecay", &d.weightDecay); try get("schedule", &d.schedule)
-        try get("warmupIterations", &d.warmupIterations)
-        try get("labelSmoothing", &d.labelSmoothing); try get("augment", &d.augment); try get("seed", &d.seed)
-        try get("trainLimit", &d.trainLimit); try get("testLimit", &d.testLimit)
-        try get("quantizer", &d.quantizer); try get("bits", &d.bits); try get("quantizerSettings", &d.quantizerSettings)
-        try get("style", &d.style)
-        try get("quantizerLR", &d.quantizerLR); try get("initFrom", &d.initFrom); try get("distill", &d.distill)
-        try get("teacher", &d.teacher); try get("alpha", &d.alpha); try get("temperature", &d.temperature)
-        self = d
+        positive(quantizerLR, "quantizer_lr")
+        check(!isDistilled || teacher != nil, "distill", "\(distill.rawValue) needs a 'teacher' (an FP run directory or .safetensors file)")
+        positive(alpha, "alpha")
+        positive(temperature, "temperature")
+        return out
     }
 
-    static let keys = ["dataset", "model", "epochs", "batchSize", "evalBatchSize", "optimizer", "lr", "momentum",
-                       "nesterov", "weightDecay", "schedule", "warmupIterations", "labelSmoothing", "augment", "seed", "trainLimit", "testLimit",
-                       "quantizer", "bits", "style", "quantizerSettings", "quantizerLR", "initFrom", "distill", "teacher", "alpha",
-                       "temperature"]
-
-    /// Checks values a user can get wrong; throws one clear line.
+    /// Throws the first of `issues()` as one line ("'epochs' must be ≥ 1, got 0").
     public func validate() throws {
-        if epochs < 1 { throw ConfigError("epochs must be ≥ 1, got \(epochs)") }
-        if batchSize < 1 { throw ConfigError("batch size must be ≥ 1, got \(batchSize)") }
-        if evalBatchSize < 1 { throw ConfigError("eval batch size must be ≥ 1, got \(evalBatchSize)") }
-        if !["sgd", "adam"].contains(optimizer) { throw ConfigError("unknown optimizer '\(optimizer)'; use sgd or adam") }
-        if !["cosine", "warmup-cosine", "constant"].contains(schedule) {
-            throw ConfigError("unknown schedule '\(schedule)'; use cosine, warmup-cosine or constant")
-        }
-        if warmupIterations < 0 || warmupIterations == 1 { throw ConfigError("warm-up iterations must be 0 or ≥ 2, got \(warmupIterations)") }
-        if !(lr > 0 && lr.isFinite) { throw ConfigError("learning rate must be a positive number, got \(lr)") }
-        if weightDecay < 0 { throw ConfigError("weight decay must be ≥ 0, got \(weightDecay)") }
-        if !(0..<1).contains(labelSmoothing) { throw ConfigError("label smoothing must be in [0, 1), got \(labelSmoothing)") }
-        if trainLimit < 0 || testLimit < 0 { throw ConfigError("subset limits must be ≥ 0") }
-        if !["cifar", "tiny-imagenet"].contains(style) { throw ConfigError("unknown quantization style '\(style)'; use cifar or tiny-imagenet") }
-        if !["none", "sqakd"].contains(distill) { throw ConfigError("unknown distillation '\(distill)'; use none or sqakd") }
-        if isDistilled && teacher == nil { throw ConfigError("--distill \(distill) needs --teacher RUN_DIR_OR_FILE") }
-        if !(quantizerLR > 0 && quantizerLR.isFinite) { throw ConfigError("quantizer learning rate must be positive, got \(quantizerLR)") }
-        if !(alpha > 0 && alpha.isFinite) { throw ConfigError("alpha must be positive, got \(alpha)") }
-        if !(temperature > 0 && temperature.isFinite) { throw ConfigError("temperature must be positive, got \(temperature)") }
+        if let i = issues().first { throw ConfigError("'\(i.key)' \(i.message)") }
     }
+}
 
-    /// Canonical JSON (sorted keys): what the run id hashes and what `config.json` holds.
-    public func canonicalJSON() -> Data {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return (try? e.encode(self)) ?? Data()
-    }
+/// The optimizer of the model parameters.
+public enum OptimizerKind: String, ConfigChoice {
+    case sgd, adam
+}
 
-    /// 16 hex digits of FNV-1a-64 over the canonical JSON.
-    public var runID: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in canonicalJSON() { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
-    }
+/// Learning-rate schedules of the reference.
+public enum ScheduleKind: String, ConfigChoice {
+    /// Cosine annealing to 0, stepped per epoch (reference CIFAR, §4.1/§4.2).
+    case cosine
+    /// Linear warm-up from 1e-4 over `warmupIterations`, then cosine to 0, set every iteration
+    /// (reference Tiny-ImageNet, §4.3).
+    case warmupCosine = "warmup-cosine"
+    case constant
+}
+
+/// How a student learns from its teacher.
+public enum DistillationMethod: String, ConfigChoice {
+    /// No teacher: cross-entropy with the labels.
+    case none
+    /// SQAKD: loss = α·T²·KL(teacher ‖ student) at temperature T, no labels (reference train_quant.py, γ = β = 0).
+    case sqakd
+}
+
+extension QuantizationStyle: ConfigChoice {}
+
+/// A closed set of values spelled by their raw value on disk and on the command line.
+public protocol ConfigChoice: Codable, Sendable, CaseIterable, RawRepresentable where RawValue == String {}
+
+extension ConfigChoice {
+    /// Every valid spelling, in declaration order.
+    public static var spellings: [String] { allCases.map(\.rawValue) }
+}
+
+/// One invalid value of a config, by key.
+public struct ConfigIssue: Sendable, Equatable {
+    /// The snake_case key ("batch_size").
+    public var key: String
+    public var message: String
 }
 
 public struct ConfigError: Error, CustomStringConvertible {
@@ -143,17 +169,56 @@ public struct ConfigError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
+/// The reference's training recipes: the defaults a run starts from before any file or flag is applied.
+/// Chosen once, by `Recipe(quantizer:style:)`, from the merged settings, whichever entry point builds the
+/// config (`sqakd train`, a suite's plan, `sqakd bench`).
+public enum Recipe: String, Sendable, CaseIterable {
+    /// §4.1 (train_fp.py): SGD lr 0.1, momentum 0.9, wd 1e-4, per-epoch cosine, plain cross-entropy
+    /// (the `TrainConfig()` defaults).
+    case fpTeacher = "fp-teacher"
+    /// §4.2 (train_quant.py): two Adams, model lr 1e-3 with coupled wd 1e-4, quantizer lr 1e-5 without
+    /// decay, both per-epoch cosine.
+    case cifarQAT = "cifar-qat"
+    /// §4.3 (TinyImageNet/main.py, FP): one SGD (momentum 0.9, Nesterov) over every parameter, warm-up +
+    /// cosine set every iteration (2,500 warm-up iterations), label smoothing 0.1 without a teacher;
+    /// lr 0.05, wd 5e-4 as the FP rows of §5.3.
+    case tinyImageNetFP = "tiny-imagenet-fp"
+    /// §4.3 (main.py, QAT): as `tinyImageNetFP`, quantizer parameters in the same SGD; lr 5e-4, wd 5e-4
+    /// as most QAT rows of §5.3.
+    case tinyImageNetQAT = "tiny-imagenet-qat"
 
-extension TrainConfig {
-    /// Reads a JSON config file; unknown keys and malformed values are one-line errors.
-    public static func load(_ path: String) throws -> TrainConfig {
-        try JSON.decode(TrainConfig.self, from: URL(fileURLWithPath: path))
+    /// FP runs (`quantizer` fp) train a teacher; the style picks the dataset family's recipe.
+    public init(quantizer: String, style: QuantizationStyle) {
+        switch (quantizer == "fp", style) {
+        case (true, .cifar): self = .fpTeacher
+        case (false, .cifar): self = .cifarQAT
+        case (true, .tinyImageNet): self = .tinyImageNetFP
+        case (false, .tinyImageNet): self = .tinyImageNetQAT
+        }
+    }
+
+    /// The recipe's settings; `distill` only matters to the Tiny-ImageNet label smoothing (baselines only).
+    public func defaults(distill: DistillationMethod = .none) -> TrainConfig {
+        var c = TrainConfig()
+        switch self {
+        case .fpTeacher:
+            break
+        case .cifarQAT:
+            c.optimizer = .adam
+            c.lr = 1e-3
+            c.quantizerLR = 1e-5
+            c.weightDecay = 1e-4
+        case .tinyImageNetFP, .tinyImageNetQAT:
+            c.style = .tinyImageNet
+            c.optimizer = .sgd
+            c.momentum = 0.9
+            c.nesterov = true
+            c.schedule = .warmupCosine
+            c.warmupIterations = 2500
+            c.labelSmoothing = distill == .none ? 0.1 : 0
+            c.lr = self == .tinyImageNetFP ? 0.05 : 5e-4
+            c.weightDecay = 5e-4
+        }
+        return c
     }
 }

@@ -148,12 +148,12 @@ public final class Trainer {
     func resumeOrStart(_ setup: TrainingSetup) throws -> RunRecord {
         let fm = FileManager.default
         if fm.fileExists(atPath: run.config.path) {
-            let stored = try JSON.decode(TrainConfig.self, from: run.config)
+            let stored = try run.readConfig()
             guard stored == config else {
                 throw ConfigError("\(run.url.path) holds a run with a different config; choose another --output or delete it")
             }
         } else {
-            try atomicWrite(config.canonicalJSON(), to: run.config)
+            try atomicWrite(config.storedJSON(), to: run.config)
         }
         if fm.fileExists(atPath: run.record.path), fm.fileExists(atPath: run.lastCheckpoint.path) {
             var record = try run.readRecord()

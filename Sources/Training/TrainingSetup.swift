@@ -38,8 +38,8 @@ final class TrainingSetup {
         if config.isQuantized {
             let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
             _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings,
-                             style: config.quantizationStyle)
-            meta["style"] = config.style
+                             style: config.style)
+            meta["style"] = config.style.rawValue
             meta["quantizer"] = config.quantizer
             meta["bits"] = "\(config.bits)"
         }
@@ -60,14 +60,14 @@ final class TrainingSetup {
         let named = student.parameters()
         func schedule(_ base: Double) -> LRSchedule {
             switch config.schedule {
-            case "cosine": return CosineAnnealingLR(baseLR: base, epochs: config.epochs)
-            case "warmup-cosine":
+            case .cosine: return CosineAnnealingLR(baseLR: base, epochs: config.epochs)
+            case .warmupCosine:
                 return WarmupCosineLR(peakLR: base, iterationsPerEpoch: iterationsPerEpoch, epochs: config.epochs,
                                       warmupIterations: config.warmupIterations)
-            default: return ConstantLR(lr: base)
+            case .constant: return ConstantLR(lr: base)
             }
         }
-        if config.isQuantized && config.optimizer == "adam" {
+        if config.isQuantized && config.optimizer == .adam {
             // The reference's split (train_quant.py:231-269): quantizer parameters (EWGS: lW, uW, lA, uA,
             // lA_t, uA_t, output_scale) to their own Adam, everything else (conv / linear weights and
             // biases, BN affine) to the model's.
@@ -78,7 +78,7 @@ final class TrainingSetup {
             optimizers = [(m, schedule(config.lr), "optimizer_m"), (q, schedule(config.quantizerLR), "optimizer_q")]
         } else {
             let group = ParameterGroup(parameters: named, lr: config.lr, weightDecay: config.weightDecay)
-            let o: Optimizer = config.optimizer == "adam"
+            let o: Optimizer = config.optimizer == .adam
                 ? Adam(groups: [group])
                 : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
             optimizers = [(o, schedule(config.lr), "optimizer")]
@@ -86,7 +86,7 @@ final class TrainingSetup {
     }
 
     /// Whether the learning rate changes every iteration (else once per epoch).
-    var perIterationSchedule: Bool { config.schedule == "warmup-cosine" }
+    var perIterationSchedule: Bool { config.schedule == .warmupCosine }
 
     /// Sets each optimizer's learning rate for (`epoch`, `iteration`); returns them (model optimizer first).
     @discardableResult
@@ -118,10 +118,6 @@ final class TrainingSetup {
             try o.optimizer.importState(s)
         }
     }
-}
-
-extension TrainConfig {
-    var quantizationStyle: QuantizationStyle { style == "tiny-imagenet" ? .tinyImageNet : .cifar }
 }
 
 /// A run directory means its `best.safetensors` (the reference's teachers are best-on-test checkpoints).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bench
 import CSystem
 import Datasets
 import Foundation
@@ -13,7 +14,7 @@ struct SQAKD: ParsableCommand {
         commandName: "sqakd",
         abstract: "SQAKDBench: reproduce Self-Supervised Quantization-Aware Knowledge Distillation on CPU.",
         subcommands: [Train.self, Eval.self, Models.self, BenchCommand.self, DataCommand.self, QuantizerCommand.self,
-                      SweepCommand.self, ReportCommand.self, CheckCommand.self])
+                      SweepCommand.self, ReportCommand.self, CheckCommand.self, ResultsCommand.self])
 }
 
 /// Options every computing command shares.
@@ -29,39 +30,23 @@ struct EngineOptions: ParsableArguments {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one full-precision model; writes a run directory (config, record, metrics, log, checkpoints).",
-        discussion: "Re-running the same command resumes an interrupted run from its last checkpoint.")
+        abstract: "Train one model (FP, QAT, or QAT + SQAKD); writes a run directory (config, record, metrics, log, checkpoints).",
+        usage: "sqakd train [--config FILE.json|FILE.yaml] [--set KEY=VALUE]... [--KEY VALUE]... [--output DIR] [--data-root DIR] [--threads N]",
+        discussion: """
+            Settings are TrainConfig keys (snake_case, as in suites and config.json), applied in order over the \
+            recipe that the merged quantizer and style choose (FP teacher, CIFAR QAT, Tiny-ImageNet): --config \
+            FILE, then --KEY VALUE flags, then --set KEY=VALUE (quantizer settings: --set quantizer_settings.delta=0). \
+            Every key is also a flag with dashes (--batch-size 64, --label-smoothing 0.1; booleans: --nesterov, \
+            --no-augment); shorthands: \(ConfigFlags.shorthands.map { "--\($0.flag) = \($0.key)" }.joined(separator: ", ")). \
+            Keys: \(ConfigSchema.names.joined(separator: ", ")). Re-running the same command resumes an interrupted run.
+            """)
 
-    @Option(help: "JSON config file (TrainConfig keys); flags given on the command line override it.") var config: String?
-    @Option(help: "Dataset: cifar10, cifar100, fashion-mnist (3×32×32), fashion-mnist-1ch.") var dataset: String?
-    @Option(help: "Model from `sqakd models`.") var model: String?
-    @Option var epochs: Int?
-    @Option(name: .customLong("batch"), help: "Training batch size.") var batchSize: Int?
-    @Option(help: "sgd or adam. QAT: adam = the CIFAR recipe (two Adams), sgd = the Tiny-ImageNet one (one SGD over everything).") var optimizer: String?
-    @Option var lr: Double?
-    @Option var momentum: Double?
-    @Flag(help: "Nesterov momentum (SGD).") var nesterov = false
-    @Option(name: .customLong("wd"), help: "Weight decay (coupled L2).") var weightDecay: Double?
-    @Option(help: "cosine (per epoch), warmup-cosine (per iteration, reference Tiny-ImageNet) or constant.") var schedule: String?
-    @Option(help: "Warm-up iterations of warmup-cosine.") var warmupIterations: Int?
-    @Option(help: "Label smoothing of the cross-entropy.") var labelSmoothing: Double?
-    @Flag(help: "Disable the random-crop + flip augmentation.") var noAugment = false
-    @Option var seed: UInt64?
-    @Option(help: "Use only the first N training images.") var trainLimit: Int?
-    @Option(help: "Use only the first N test images.") var testLimit: Int?
-    @Option(help: "Quantizer scheme (`sqakd quantizer list`); fp = full precision.") var quantizer: String?
-    @Option(help: "Weight and activation bit-width (W = A).") var bits: Int?
-    @Option(help: "Which layers to quantize: cifar (inner convs) or tiny-imagenet (all, first/last at 32 bits).") var style: String?
-    @Option(name: .customLong("set"), help: "Quantizer setting key=value (repeatable), e.g. delta=0.") var settings: [String] = []
-    @Option(name: .customLong("lr-q"), help: "Learning rate of the quantizer parameters' Adam.") var quantizerLR: Double?
-    @Option(name: .customLong("init"), help: "FP checkpoint or run directory the student starts from (default: the teacher).") var initFrom: String?
-    @Option(help: "Distillation: none or sqakd (α·T²·KL to the teacher, no labels).") var distill: String?
-    @Option(help: "FP teacher: a .safetensors file or a run directory (its best.safetensors).") var teacher: String?
-    @Option(help: "Weight α of the SQAKD loss.") var alpha: Double?
-    @Option(help: "Distillation temperature T.") var temperature: Double?
+    @Option(help: "Config file: JSON or YAML, TrainConfig keys.") var config: String?
+    @Option(name: .customLong("set"), help: "KEY=VALUE (repeatable), applied last.") var assignments: [String] = []
     @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
     @Option(help: "Run directory (default runs/<model>-<dataset>-<run id>).") var output: String?
     @OptionGroup var engine: EngineOptions
+    @Argument(parsing: .allUnrecognized, help: .hidden) var flags: [String] = []
 
     func run() throws {
         // Launched by a sweep: die with it, so a killed sweep leaves no orphan run behind.
@@ -69,43 +54,12 @@ struct Train: ParsableCommand {
             _ = sqakd_die_with_parent(parent)
         }
         try engine.apply()
-        // QAT runs default to the reference's train_quant.py settings (two Adams, lr 1e-3 / 1e-5).
-        var c = (quantizer.map { $0 != "fp" } ?? false) ? TrainConfig.quantizationDefaults() : TrainConfig()
-        if let path = config { c = try TrainConfig.load(path) }
-        if let v = quantizer { c.quantizer = v }
-        if let v = bits { c.bits = v }
-        if let v = style { c.style = v }
-        for kv in settings {
-            let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let value = Double(parts[1]) else {
-                throw ValidationError("--set expects key=number, got '\(kv)'")
-            }
-            c.quantizerSettings[parts[0]] = value
-        }
-        if let v = quantizerLR { c.quantizerLR = v }
-        if let v = initFrom { c.initFrom = v }
-        if let v = distill { c.distill = v }
-        if let v = teacher { c.teacher = v }
-        if let v = alpha { c.alpha = v }
-        if let v = temperature { c.temperature = v }
-        if let v = dataset { c.dataset = v }
-        if let v = model { c.model = v }
-        if let v = epochs { c.epochs = v }
-        if let v = batchSize { c.batchSize = v }
-        if let v = optimizer { c.optimizer = v }
-        if let v = lr { c.lr = v }
-        if let v = momentum { c.momentum = v }
-        if nesterov { c.nesterov = true }
-        if let v = weightDecay { c.weightDecay = v }
-        if let v = schedule { c.schedule = v }
-        if let v = warmupIterations { c.warmupIterations = v }
-        if let v = labelSmoothing { c.labelSmoothing = v }
-        if noAugment { c.augment = false }
-        if let v = seed { c.seed = v }
-        if let v = trainLimit { c.trainLimit = v }
-        if let v = testLimit { c.testLimit = v }
-        try c.validate()
-        let label = c.isQuantized ? "-\(c.quantizer)-w\(c.bits)a\(c.bits)" + (c.isDistilled ? "-\(c.distill)" : "") : ""
+        var layers: [ConfigOverlay] = []
+        if let path = config { layers.append(try ConfigFile.overlay(path)) }
+        layers.append(try ConfigFlags.overlay(flags))
+        layers.append(try ConfigOverlay.assignments(assignments))
+        let c = try TrainConfig.resolve(layers)
+        let label = c.isQuantized ? "-\(c.quantizer)-w\(c.bits)a\(c.bits)" + (c.isDistilled ? "-\(c.distill.rawValue)" : "") : ""
         let dir = output ?? "runs/\(c.model)-\(c.dataset)\(label)-\(c.runID)"
         print("run directory: \(dir)")
         let record = try Trainer(config: c, runDirectory: URL(fileURLWithPath: dir), dataRoot: dataRoot).train()
@@ -113,6 +67,53 @@ struct Train: ParsableCommand {
             print(String(format: "best test top-1 %.2f%% (epoch %d), last %.2f%%, wall %@", best, record.bestEpoch ?? 0, last,
                          formatDuration(record.wallSeconds) as NSString))
         }
+    }
+}
+
+/// `--KEY VALUE` flags of `sqakd train`: every config key with dashes (`--batch-size`), booleans as
+/// `--KEY` / `--no-KEY`, and a few shorthands. Each flag is a config key; nothing is copied field by field.
+enum ConfigFlags {
+    static let shorthands: [(flag: String, key: String)] = [
+        ("batch", "batch_size"), ("wd", "weight_decay"), ("lr-q", "quantizer_lr"), ("init", "init_from"),
+    ]
+
+    static func overlay(_ args: [String]) throws -> ConfigOverlay {
+        var o = ConfigOverlay()
+        var i = 0
+        while i < args.count {
+            let arg = args[i]
+            guard arg.hasPrefix("--"), arg.count > 2 else {
+                throw ConfigError("unexpected argument '\(arg)'; settings are --KEY VALUE or --set KEY=VALUE")
+            }
+            var name = String(arg.dropFirst(2))
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            let source = ConfigSource("--\(name)")
+            func key(_ flag: String) -> ConfigSchema.Key? {
+                let k = shorthands.first { $0.flag == flag }?.key ?? flag.replacingOccurrences(of: "-", with: "_")
+                return ConfigSchema.keys.first { $0.name == k }
+            }
+            if let k = key(name), k.kind == .bool, inline == nil {
+                o.set(k.name, .bool(true), source)
+            } else if name.hasPrefix("no-"), let k = key(String(name.dropFirst(3))), k.kind == .bool, inline == nil {
+                o.set(k.name, .bool(false), source)
+            } else if let k = key(name) {
+                if let v = inline {
+                    o.set(k.name, .text(v), source)
+                } else {
+                    guard i + 1 < args.count else { throw ConfigError("--\(name) needs a value") }
+                    i += 1
+                    o.set(k.name, .text(args[i]), source)
+                }
+            } else {
+                throw ConfigError("unknown option '--\(name)'; flags are config keys with dashes (\(ConfigSchema.names.map { "--" + $0.replacingOccurrences(of: "_", with: "-") }.joined(separator: " "))), --set KEY=VALUE, --config, --output, --data-root, --threads")
+            }
+            i += 1
+        }
+        return o
     }
 }
 

@@ -62,6 +62,29 @@ struct SuiteTests {
         #expect(throws: SuiteError.self) { try s.budget("reduced") }
     }
 
+    @Test func badHyperParametersNameTheKeyFileAndLine() throws {
+        let lr = #expect(throws: SuiteError.self) { try parse(grid + "student:\n  epochs: 2\n  lr: -1\n") }
+        #expect(lr?.description == "/tmp/test-suite.yaml:8: 'student.lr' must be a positive number, got -1.0", "\(lr!.description)")
+        let type = #expect(throws: SuiteError.self) { try parse(grid + "teacher:\n  epochs: two\n") }
+        #expect(type?.description == "/tmp/test-suite.yaml:7: 'teacher.epochs' must be an integer, got 'two'", "\(type!.description)")
+        let quoted = #expect(throws: SuiteError.self) { try parse(grid + "teacher:\n  nesterov: \"true\"\n") }
+        #expect(quoted?.description.contains("'teacher.nesterov' must be true or false, got \"true\"") == true, "\(quoted!.description)")
+        let choice = #expect(throws: SuiteError.self) { try parse(grid + "student:\n  schedule: step\n") }
+        #expect(choice?.description.hasSuffix(":7: 'student.schedule' must be one of cosine, warmup-cosine, constant, got 'step'") == true,
+                "\(choice!.description)")
+        let owned = #expect(throws: SuiteError.self) { try parse(grid + "student:\n  seed: 3\n") }
+        #expect(owned?.description.contains(":7: 'student.seed' is set by the plan") == true, "\(owned!.description)")
+        let entry = #expect(throws: SuiteError.self) {
+            try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [2]\n    overrides:\n      - {bits: 2, alpha: 0}\n")
+        }
+        #expect(entry?.description.contains(":7: 'grid[0].overrides[0].alpha' must be a positive number") == true, "\(entry!.description)")
+        // Settings of a quantizer: a nested mapping, merged key by key over the suite's.
+        let s = try parse(grid.replacingOccurrences(of: "bits: [2]", with: "bits: [2]\n    student: {quantizer_settings: {delta: 0.5}}")
+                          + "student:\n  quantizer_settings:\n    delta: 0\n")
+        let plan = try Plan(suite: s, budget: "paper", resultsRoot: URL(fileURLWithPath: "/tmp/r"))
+        #expect(plan.students.allSatisfy { $0.config.quantizerSettings == ["delta": 0.5] })
+    }
+
     @Test func shippedSuitesLoadAndExpand() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("suites").path).filter { $0.hasSuffix(".yaml") }
         #expect(Set(files).isSuperset(of: ["fashion-mnist.yaml", "smoke.yaml", "table4-cifar10.yaml", "table4-cifar100.yaml"]))
@@ -76,13 +99,13 @@ struct SuiteTests {
         let plan = try Plan(suite: s, budget: "reduced", resultsRoot: URL(fileURLWithPath: "results"))
         #expect(plan.runs.count == 1 + 6 * 2 * 3)
         let teacher = plan.runs[0]
-        #expect(teacher.cell.isTeacher && teacher.config.epochs == 4 && teacher.config.batchSize == 128 && teacher.config.optimizer == "sgd")
+        #expect(teacher.cell.isTeacher && teacher.config.epochs == 4 && teacher.config.batchSize == 128 && teacher.config.optimizer == .sgd)
         #expect(teacher.config.lr == 0.1 && teacher.config.quantizer == "fp")
         for r in plan.students {
-            #expect(r.config.epochs == 2 && r.config.batchSize == 128 && r.config.optimizer == "adam")
+            #expect(r.config.epochs == 2 && r.config.batchSize == 128 && r.config.optimizer == .adam)
             #expect(r.config.lr == 1e-3 && r.config.quantizerLR == 1e-5 && r.config.weightDecay == 1e-4 && r.config.temperature == 4)
             #expect(r.config.initFrom == "results/fashion-mnist/runs/\(teacher.id)")
-            #expect(r.config.distill == (r.cell.method == .sqakd ? "sqakd" : "none"))
+            #expect(r.config.distill == (r.cell.method == .sqakd ? .sqakd : DistillationMethod.none))
             #expect(r.config.teacher == (r.cell.method == .sqakd ? r.config.initFrom : nil))
         }
         // Every cell's first seed comes before any second seed.

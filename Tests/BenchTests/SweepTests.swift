@@ -165,7 +165,7 @@ struct SweepTests {
         try broken.runDirectory.create()
         var other = broken.config
         other.epochs = 7
-        try other.canonicalJSON().write(to: broken.runDirectory.config)
+        try other.storedJSON().write(to: broken.runDirectory.config)
         let run = try sqakd(["sweep", "run", "smoke", "--seeds", "1", "--results", results.path])
         #expect(run.status != 0, "\(run.output)")
         #expect(run.output.contains("FAILED resnet20/ewgs/W2A2/sqakd/seed0: ") && run.output.contains("holds a run with a different config"),

@@ -40,7 +40,7 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
     }
 
     func studentConfig(teacher: URL, distill: Bool, epochs: Int = 1) -> TrainConfig {
-        var c = TrainConfig.quantizationDefaults()
+        var c = Recipe.cifarQAT.defaults()
         c.model = "resnet20"
         c.quantizer = "ewgs"
         c.bits = 2
@@ -48,7 +48,7 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
         c.batchSize = 64
         c.seed = 9
         c.teacher = teacher.path
-        c.distill = distill ? "sqakd" : "none"
+        c.distill = distill ? .sqakd : .none
         return c
     }
 
@@ -98,10 +98,10 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
     }
 
     @Test func distillationNeedsATeacher() {
-        var c = TrainConfig.quantizationDefaults()
+        var c = Recipe.cifarQAT.defaults()
         c.quantizer = "ewgs"
         c.bits = 2
-        c.distill = "sqakd"
+        c.distill = .sqakd
         #expect(throws: ConfigError.self) { try c.validate() }
     }
 }
@@ -114,7 +114,7 @@ func SafetensorsKeys(_ url: URL) throws -> Set<String> { Set(try SafetensorsFile
 /// The reference's two QAT recipes (§4.2 CIFAR, §4.3 Tiny-ImageNet) as the trainer builds them.
 @Suite struct RecipeTests {
     @Test func cifarRecipeHasTwoAdams() throws {
-        var c = TrainConfig.quantizationDefaults()
+        var c = Recipe.cifarQAT.defaults()
         c.quantizer = "ewgs"
         c.bits = 2
         let setup = try TrainingSetup(config: c, classes: 10, inputChannels: 3, iterationsPerEpoch: 10)
@@ -130,12 +130,12 @@ func SafetensorsKeys(_ url: URL) throws -> Set<String> { Set(try SafetensorsFile
         var c = TrainConfig()
         c.quantizer = "lsq"
         c.bits = 4
-        c.style = "tiny-imagenet"
-        c.optimizer = "sgd"
+        c.style = .tinyImageNet
+        c.optimizer = .sgd
         c.nesterov = true
         c.lr = 0.004
         c.weightDecay = 1e-4
-        c.schedule = "warmup-cosine"
+        c.schedule = .warmupCosine
         c.warmupIterations = 20
         c.epochs = 3
         try c.validate()

@@ -1,0 +1,53 @@
+import Foundation
+import Training
+
+/// How much of the grid's training a budget does. Budgets change epochs and data size only, so the
+/// paper's hyper-parameters stay as they are.
+public struct Budget: Equatable, Sendable {
+    public var name: String
+    public var teacherEpochs: Int?
+    public var studentEpochs: Int?
+    /// Use only the first N training / test images.
+    public var trainLimit: Int?
+    public var testLimit: Int?
+
+    static let keys = ["teacher_epochs", "student_epochs", "train_limit", "test_limit"]
+
+    init(name: String, _ m: YAMLMapping) throws {
+        try m.checkKeys(Self.keys)
+        self.name = name
+        teacherEpochs = try m.int("teacher_epochs")
+        studentEpochs = try m.int("student_epochs")
+        trainLimit = try m.int("train_limit")
+        testLimit = try m.int("test_limit")
+        for (k, v) in [("teacher_epochs", teacherEpochs), ("student_epochs", studentEpochs)] {
+            if let v, v < 1 { throw m.error(k, "must be ≥ 1") }
+        }
+        for (k, v) in [("train_limit", trainLimit), ("test_limit", testLimit)] {
+            if let v, v < 1 { throw m.error(k, "must be ≥ 1 (leave it out to use every image)") }
+        }
+    }
+
+    public init(name: String) { self.name = name }
+
+    /// The budget as the last suite layer of a teacher's or a student's config (`epochs`, `train_limit`,
+    /// `test_limit`).
+    public func overlay(teacher: Bool) -> ConfigOverlay {
+        var values: [String: ConfigValue] = [:]
+        if let e = teacher ? teacherEpochs : studentEpochs { values["epochs"] = .integer(e) }
+        if let n = trainLimit { values["train_limit"] = .integer(n) }
+        if let n = testLimit { values["test_limit"] = .integer(n) }
+        return ConfigOverlay(values, source: ConfigSource("budget \(name)"))
+    }
+
+    /// "4 teacher / 2 student epochs, first 512 training images", for reports.
+    public var summary: String {
+        var parts: [String] = []
+        if teacherEpochs == nil && studentEpochs == nil { parts.append("the suite's epochs") } else {
+            parts.append("\(teacherEpochs.map(String.init) ?? "suite") teacher / \(studentEpochs.map(String.init) ?? "suite") student epochs")
+        }
+        if let n = trainLimit { parts.append("first \(n) training images") }
+        if let n = testLimit { parts.append("first \(n) test images") }
+        return parts.joined(separator: ", ")
+    }
+}
