@@ -3,24 +3,6 @@ import Foundation
 import Tensors
 import Training
 
-/// How the local executor runs a plan.
-public struct SweepOptions: Sendable {
-    /// Runs trained at once.
-    public var jobs: Int = 1
-    /// Threads of the whole sweep, split evenly among the jobs of a stage.
-    public var threads: Int = 2
-    public var dataRoot: String?
-    /// The `sqakd` executable each run is launched with (`sqakd train --config … --output …`).
-    public var executable: URL
-
-    public init(executable: URL, jobs: Int = 1, threads: Int = 2, dataRoot: String? = nil) {
-        self.executable = executable
-        self.jobs = jobs
-        self.threads = threads
-        self.dataRoot = dataRoot
-    }
-}
-
 public struct SweepSummary: Sendable {
     public var total: Int
     public var alreadyFinished: Int
@@ -30,19 +12,23 @@ public struct SweepSummary: Sendable {
     public var wallSeconds: Double
 }
 
-/// The local executor: trains a plan's runs as child processes (`sqakd train`), teachers before the
-/// students that need them, `jobs` at a time. Finished runs are skipped (their id is the hash of the
-/// resolved config), interrupted ones resume from their last checkpoint, and a failed run is recorded
-/// (`failure.json`, with the reason) while the sweep goes on. A child dies with the sweep, so a killed
-/// sweep leaves no orphan training behind; rerunning it picks up where it stopped.
+/// A sweep: trains a plan's runs that are not finished, through an executor, and says what happens on the
+/// console. `SweepScheduler` decides what starts (teachers before the students that need them, students of
+/// a failed teacher skipped, nothing twice), the executor (`LocalExecutor`) trains, and each run's record
+/// says whether it finished. Finished runs are skipped (their id is the hash of the resolved config),
+/// interrupted ones resume from their last checkpoint, and a failed run is recorded (`failure.json`, with
+/// the reason) while the sweep goes on; rerunning a sweep picks up where it stopped.
 public final class Sweep {
     public let plan: Plan
-    public let options: SweepOptions
+    public let executor: any Executor
+    public let dataRoot: String?
     let say: (String) -> Void
 
-    public init(plan: Plan, options: SweepOptions, output: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
+    public init(plan: Plan, executor: any Executor, dataRoot: String? = nil,
+                output: @escaping (String) -> Void = { print($0); fflush(stdout) }) {
         self.plan = plan
-        self.options = options
+        self.executor = executor
+        self.dataRoot = dataRoot
         self.say = output
     }
 
@@ -56,191 +42,112 @@ public final class Sweep {
         }
     }
 
-    struct Job {
-        let run: PlannedRun
-        let process: Process
-        let started: Date
-        let units: Double
-        let console: FileHandle
-    }
-
     public func run() throws -> SweepSummary {
-        guard options.jobs >= 1 else { throw SuiteError("--jobs must be ≥ 1") }
-        guard options.threads >= 1 else { throw SuiteError("--threads must be ≥ 1") }
-        try Self.checkData(plan.suite.dataset, root: options.dataRoot)
+        try Self.checkData(plan.suite.dataset, root: dataRoot)
         let started = Date()
         do { try FileManager.default.createDirectory(at: plan.runsDirectory, withIntermediateDirectories: true) } catch {
             throw SuiteError("cannot create \(plan.runsDirectory.path): \(error.localizedDescription)")
         }
-        let trainImages = Double((try? DatasetKind(id: plan.suite.dataset).info.trainCount) ?? 50_000)
-        func units(_ r: PlannedRun, from epoch: Int) -> Double {
-            let n = r.config.trainLimit > 0 ? min(Double(r.config.trainLimit), trainImages) : trainImages
-            return Double(max(0, r.config.epochs - epoch)) * n * (r.cell.method == .sqakd ? 1.3 : 1)
-        }
+        let trainImages = (try? DatasetKind(id: plan.suite.dataset).info.trainCount) ?? 50_000
+        var eta = SweepETA(trainImages: trainImages,
+                           distillationCost: SweepETA.measuredDistillationCost(SuiteResults.readRecords(plan.runsDirectory))
+                               ?? SweepETA.defaultDistillationCost)
 
+        var scheduler = try SweepScheduler(runs: plan.runs, store: StoreSnapshot.read(plan.runs))
+        for r in scheduler.retrained {
+            say("\(r.label) is finished but its checkpoint is not here; training it again for its students")
+        }
         let total = plan.runs.count
-        var finishedIDs = Set<String>(), failedIDs = Set<String>()
-        var queue: [PlannedRun] = []
-        for r in plan.runs {
-            switch RunState.of(r) {
-            case .finished:
-                // Committed results hold records, not checkpoints: a teacher whose checkpoint is not here is
-                // trained again (same config, same numbers) when a student still needs it.
-                if r.cell.isTeacher, !FileManager.default.fileExists(atPath: r.runDirectory.bestCheckpoint.path),
-                   plan.students.contains(where: { $0.teacherID == r.id && RunState.of($0) != .finished }) {
-                    say("\(r.label) is finished but its checkpoint is not here; training it again for its students")
-                    queue.append(r)
-                } else {
-                    finishedIDs.insert(r.id)
-                }
-            case .running:
-                throw SuiteError("\(r.label) (\(r.directory.relativePathForDisplay)) is being trained by another process; one sweep per results folder at a time")
-            default: queue.append(r)
-            }
-        }
-        let alreadyFinished = finishedIDs.count
-        let threadsFor: (Bool) -> Int = { teacher in
-            let stage = teacher ? self.plan.teachers.count : self.plan.students.count
-            return max(1, self.options.threads / max(1, min(self.options.jobs, stage)))
-        }
+        let alreadyFinished = scheduler.alreadyFinished
+        for r in scheduler.waiting { eta.add(eta.cost(of: r, epochsDone: Self.epochsDone(r))) }
         say("sweep \(plan.suite.name), budget \(plan.budget.name) (\(plan.budget.summary)), \(plan.seeds) seed(s): \(total) runs, "
-            + "\(alreadyFinished) already finished, \(queue.count) to train; \(options.jobs) job(s), "
-            + "\(threadsFor(true)) thread(s) per teacher, \(threadsFor(false)) per student; results in \(plan.runsDirectory.relativePathForDisplay)")
+            + "\(alreadyFinished) already finished, \(scheduler.waitingCount) to train; \(executor.summary); "
+            + "results in \(plan.runsDirectory.relativePathForDisplay)")
 
-        var running: [Job] = []
         var failures: [(String, String)] = []
-        var doneUnits = 0.0, doneSeconds = 0.0
-        var remainingUnits = queue.reduce(0) { $0 + units($1, from: Self.epochsDone($1)) }
+        var ended = alreadyFinished   // finished + failed, for the [n/total] counter
+        var costs: [String: Double] = [:]   // started run → its cost when it started
         func counter() -> String {
             let w = String(total).count
-            let n = String(finishedIDs.count + failedIDs.count)
+            let n = String(ended)
             return "[\(String(repeating: " ", count: max(0, w - n.count)) + n)/\(total)]"
         }
-        func eta() -> String {
-            guard doneUnits > 0 else { return "ETA unknown until a run finishes" }
-            let parallel = Double(min(options.jobs, max(1, queue.count + running.count)))
-            return "ETA " + formatDuration(remainingUnits * doneSeconds / doneUnits / parallel)
+        func etaText() -> String {
+            eta.text(parallel: min(executor.slots, max(1, scheduler.waitingCount + scheduler.startedCount)))
+        }
+        func fail(_ r: PlannedRun, _ reason: String, exitStatus: Int32) {
+            ended += 1
+            failures.append((r.label, reason))
+            try? SweepFailure(runID: r.id, reason: reason, exitStatus: exitStatus, at: isoTimestamp()).write(r.runDirectory)
         }
 
-        while !queue.isEmpty || !running.isEmpty {
-            // Start what can start: teachers at once, students when their teacher has finished.
-            var i = 0
-            while running.count < options.jobs && i < queue.count {
-                let r = queue[i]
-                if let t = r.teacherID, failedIDs.contains(t) {
-                    queue.remove(at: i)
-                    failedIDs.insert(r.id)
-                    remainingUnits -= units(r, from: Self.epochsDone(r))
-                    failures.append((r.label, "not trained: its teacher failed"))
-                    say("\(counter()) SKIP   \(r.label): its teacher failed")
-                    continue
+        while !scheduler.isComplete {
+            // Hand out what may start: teachers at once, students when their teacher has finished.
+            var steps: [SweepScheduler.Step]
+            repeat {
+                steps = scheduler.next(limit: max(0, executor.slots - scheduler.startedCount),
+                                       teacherStartedSuffices: executor.ordersDependencies)
+                var refused: [String: String] = [:]
+                var batch: [PlannedRun] = []
+                for case .start(let r) in steps {
+                    costs[r.id] = eta.cost(of: r, epochsDone: Self.epochsDone(r))
+                    do { try r.prepareDirectory(); batch.append(r) } catch { refused[r.id] = "\(error)" }
                 }
-                if let t = r.teacherID, !finishedIDs.contains(t) { i += 1; continue }
-                queue.remove(at: i)
-                do {
-                    running.append(try launch(r, threads: threadsFor(r.cell.isTeacher), units: units(r, from: Self.epochsDone(r))))
-                    say("\(counter()) start  \(r.label)  (\(r.id))")
-                } catch {
-                    failedIDs.insert(r.id)
-                    remainingUnits -= units(r, from: Self.epochsDone(r))
-                    failures.append((r.label, "\(error)"))
-                    try? SweepFailure(runID: r.id, reason: "\(error)", exitStatus: -1, at: isoTimestamp()).write(r.runDirectory)
-                    say("\(counter()) FAILED \(r.label): \(error)")
+                for (r, reason) in executor.start(batch) { refused[r.id] = reason }
+                for step in steps {
+                    switch step {
+                    case .skip(let r, let reason):
+                        eta.ended(eta.cost(of: r, epochsDone: Self.epochsDone(r)), seconds: 0, finished: false)
+                        ended += 1
+                        failures.append((r.label, reason))
+                        say("\(counter()) SKIP   \(r.label): its teacher failed")
+                    case .start(let r):
+                        if let reason = refused[r.id] {
+                            scheduler.failed(r.id, reason: reason)
+                            eta.ended(costs.removeValue(forKey: r.id) ?? 0, seconds: 0, finished: false)
+                            fail(r, reason, exitStatus: -1)
+                            say("\(counter()) FAILED \(r.label): \(reason)")
+                        } else {
+                            say("\(counter()) start  \(r.label)  (\(r.id))")
+                        }
+                    }
                 }
-            }
-            if running.isEmpty {
+            } while !steps.isEmpty
+            if scheduler.startedCount == 0 {
                 // Nothing can start: every remaining student waits on a teacher that is not in this plan.
-                for r in queue {
-                    failedIDs.insert(r.id)
-                    failures.append((r.label, "not trained: its teacher is not finished"))
-                }
+                for r in scheduler.abandonWaiting() { failures.append((r.label, SweepScheduler.teacherMissing)) }
                 break
             }
-            Thread.sleep(forTimeInterval: 0.2)
-            for job in running where !job.process.isRunning {
-                running.removeAll { $0.run.id == job.run.id }
-                try? job.console.close()
-                let seconds = Date().timeIntervalSince(job.started)
-                remainingUnits -= job.units
-                let r = job.run
-                let dir = r.runDirectory
-                let record = try? dir.readRecord()
-                if job.process.terminationReason == .exit, job.process.terminationStatus == 0,
-                   let rec = record, rec.status == "finished", rec.epochs.count >= r.config.epochs {
-                    SweepFailure.clear(dir)
-                    finishedIDs.insert(r.id)
-                    doneUnits += job.units
-                    doneSeconds += seconds
+            for end in executor.waitForEnds() {
+                let r = end.run
+                let cost = costs.removeValue(forKey: r.id) ?? 0
+                let record = try? r.runDirectory.readRecord()
+                if end.exitedCleanly, let rec = record, rec.status == "finished", rec.epochs.count >= r.config.epochs {
+                    SweepFailure.clear(r.runDirectory)
+                    scheduler.finished(r.id)
+                    ended += 1
+                    eta.ended(cost, seconds: end.seconds, finished: true)
                     say("\(counter()) done   \(r.label)  best \(String(format: "%.2f", rec.bestTop1 ?? .nan))% (epoch \(rec.bestEpoch ?? 0)), "
-                        + "last \(String(format: "%.2f", rec.lastTop1 ?? .nan))%  \(formatDuration(seconds))  · \(eta())")
+                        + "last \(String(format: "%.2f", rec.lastTop1 ?? .nan))%  \(formatDuration(end.seconds))  · \(etaText())")
                 } else {
-                    let reason = Self.reason(job.process, console: dir.url.appendingPathComponent("console.txt"))
-                    failedIDs.insert(r.id)
-                    failures.append((r.label, reason))
-                    try? SweepFailure(runID: r.id, reason: reason, exitStatus: job.process.terminationStatus, at: isoTimestamp()).write(dir)
-                    say("\(counter()) FAILED \(r.label): \(reason)  · \(eta())")
+                    scheduler.failed(r.id, reason: end.reason)
+                    eta.ended(cost, seconds: end.seconds, finished: false)
+                    fail(r, end.reason, exitStatus: end.exitStatus)
+                    say("\(counter()) FAILED \(r.label): \(end.reason)  · \(etaText())")
                 }
             }
         }
         let wall = Date().timeIntervalSince(started)
-        let trained = finishedIDs.count - alreadyFinished
-        say("sweep \(plan.suite.name): \(finishedIDs.count)/\(total) runs finished (\(trained) trained now, \(alreadyFinished) before), "
+        let finished = scheduler.finishedCount
+        let trained = finished - alreadyFinished
+        say("sweep \(plan.suite.name): \(finished)/\(total) runs finished (\(trained) trained now, \(alreadyFinished) before), "
             + "\(failures.count) failed, in \(formatDuration(wall))")
         for (label, reason) in failures { say("  failed: \(label): \(reason)") }
-        return SweepSummary(total: total, alreadyFinished: alreadyFinished, finished: finishedIDs.count,
+        return SweepSummary(total: total, alreadyFinished: alreadyFinished, finished: finished,
                             failures: failures, wallSeconds: wall)
     }
 
     static func epochsDone(_ r: PlannedRun) -> Int { (try? r.runDirectory.readRecord())?.epochs.count ?? 0 }
-
-    /// Launches `sqakd train --config <dir>/config.json --output <dir>` with its console going to
-    /// `<dir>/console.txt`.
-    func launch(_ r: PlannedRun, threads: Int, units: Double) throws -> Job {
-        let dir = r.runDirectory
-        try dir.create()
-        if FileManager.default.fileExists(atPath: dir.config.path) {
-            // The directory is named by the config's hash, so another config here is a damaged or hand-made folder.
-            guard (try? dir.readConfig()) == r.config else {
-                throw SuiteError("\(dir.url.relativePathForDisplay) holds a run with a different config; delete the folder to train this run")
-            }
-        } else {
-            try atomicWrite(r.config.storedJSON(), to: dir.config)
-        }
-        let consoleURL = dir.url.appendingPathComponent("console.txt")
-        if !FileManager.default.fileExists(atPath: consoleURL.path) { _ = FileManager.default.createFile(atPath: consoleURL.path, contents: nil) }
-        guard let console = FileHandle(forWritingAtPath: consoleURL.path) else { throw SuiteError("cannot open \(consoleURL.path)") }
-        console.seekToEndOfFile()
-        var args = ["train", "--config", dir.config.path, "--output", dir.url.path, "--threads", "\(threads)"]
-        if let root = options.dataRoot { args += ["--data-root", root] }
-        console.write(Data("\n# \(isoTimestamp()) sweep \(plan.suite.name): \(options.executable.path) \(args.joined(separator: " "))\n".utf8))
-        let p = Process()
-        p.executableURL = options.executable
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env[Self.parentVariable] = "\(getpid())"
-        p.environment = env
-        p.standardOutput = console
-        p.standardError = console
-        p.standardInput = FileHandle.nullDevice
-        do { try p.run() } catch {
-            try? console.close()
-            throw SuiteError("cannot launch \(options.executable.path): \(error.localizedDescription)")
-        }
-        return Job(run: r, process: p, started: Date(), units: units, console: console)
-    }
-
-    /// The environment variable that tells a child `sqakd train` which sweep process it must die with.
-    public static let parentVariable = "SQAKD_SWEEP_PARENT"
-
-    /// A failed child's reason: its last error line, or the signal that killed it.
-    static func reason(_ p: Process, console: URL) -> String {
-        if p.terminationReason == .uncaughtSignal { return "killed by signal \(p.terminationStatus)" }
-        let text = (try? String(contentsOf: console, encoding: .utf8)) ?? ""
-        let last = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .last { !$0.isEmpty && !$0.hasPrefix("#") } ?? ""
-        let line = last.hasPrefix("Error: ") ? String(last.dropFirst(7)) : last
-        return line.isEmpty ? "exit status \(p.terminationStatus)" : "exit status \(p.terminationStatus): \(line)"
-    }
 }
 
 func isoTimestamp() -> String { ISO8601DateFormatter().string(from: Date()) }

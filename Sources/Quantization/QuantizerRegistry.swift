@@ -31,6 +31,7 @@ public enum QuantizerRegistry {
         PACTScheme(),
         LSQScheme(),
         DoReFaScheme(),
+        STEScheme(),
     ]
 
     public static var names: [String] { schemes.map(\.name) }

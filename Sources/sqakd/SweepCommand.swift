@@ -36,7 +36,8 @@ struct SweepCommand: ParsableCommand {
         func run() throws {
             let plan = try selection.plan(suite, only: only)
             let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            let summary = try Sweep(plan: plan, options: SweepOptions(executable: exe, jobs: jobs, threads: threads, dataRoot: dataRoot)).run()
+            let executor = try LocalExecutor(plan: plan, executable: exe, jobs: jobs, threads: threads, dataRoot: dataRoot)
+            let summary = try Sweep(plan: plan, executor: executor, dataRoot: dataRoot).run()
             if !summary.failures.isEmpty { throw ExitCode(1) }
         }
     }
