@@ -2,74 +2,121 @@ import NN
 import Quantization
 import Tensors
 
-/// Which layers a whole-model transform quantizes.
-public enum QuantizationStyle: String, Codable, Sendable, CaseIterable {
-    /// CIFAR (reference §2.2.4): every conv of the residual blocks / VGG groups 1–4 (`Model.quantizableConvNames`);
-    /// the stem (ResNet `conv1`, VGG's whole `layer0`) and the classifier stay FP.
-    case cifar
-    /// Tiny-ImageNet / MQBench (reference §2.3.1, §8.10): every conv and linear, the first and the last at
-    /// "32 bits" of the same quantizer type.
-    case tinyImageNet = "tiny-imagenet"
+/// What a quantization policy does with one convolution or linear layer.
+public enum LayerPrecision: Sendable, Equatable {
+    /// Left in full precision.
+    case full
+    /// Quantized at the requested bit-width.
+    case quantized
+    /// The "32-bit" form of the same quantizer (MQBench's first and last layers, reference §2.3.1, §8.10);
+    /// full precision when the scheme has none (`QuantizationScheme.quantizesFirstAndLastLayers` false).
+    case edge
 }
 
-/// Replaces the layers `style` quantizes by quantized layers carrying `scheme`'s quantizers at `bits`
-/// (settings merged over the scheme's defaults). Returns the names of the replaced layers, in forward order.
-/// `fp` leaves the model untouched (the FP model is the teacher). The conv's weight and bias tensors are kept
-/// (not copied), so FP weights loaded before the transform stay in place.
+/// Which layers a whole-model transform quantizes: decides, per path, for every convolution and linear
+/// layer of the model (`Conv2d`, `Linear`, in tree order).
+public struct QuantizationPolicy: Sendable {
+    /// What the policy sees beside the layer: the model's stem paths and the paths of all its convolution
+    /// and linear layers in tree order (forward order for the zoo models).
+    public struct Context: Sendable {
+        public let stemPaths: [String]
+        public let weightLayerPaths: [String]
+
+        /// Whether `path` is `prefix` or lies below it.
+        public func path(_ path: String, isUnder prefix: String) -> Bool {
+            path == prefix || path.hasPrefix(prefix + ".")
+        }
+    }
+
+    public let decide: @Sendable (_ path: String, _ layer: Layer, _ context: Context) -> LayerPrecision
+
+    public init(decide: @escaping @Sendable (_ path: String, _ layer: Layer, _ context: Context) -> LayerPrecision) {
+        self.decide = decide
+    }
+
+    /// CIFAR (reference §2.2.4): every convolution outside the stem (the convs of the residual blocks /
+    /// VGG groups 1–4); the stem (ResNet `conv1`, VGG's whole `layer0`) and the classifier stay FP.
+    public static let cifar = QuantizationPolicy { path, layer, context in
+        guard layer is Conv2d else { return .full }
+        return context.stemPaths.contains { context.path(path, isUnder: $0) } ? .full : .quantized
+    }
+
+    /// Tiny-ImageNet / MQBench (reference §2.3.1, §8.10): every convolution and linear layer, the first
+    /// and the last at "32 bits" of the same quantizer type.
+    public static let tinyImageNet = QuantizationPolicy { path, _, context in
+        path == context.weightLayerPaths.first || path == context.weightLayerPaths.last ? .edge : .quantized
+    }
+}
+
+/// The two policies of the paper's recipes, by the name configs use.
+public enum QuantizationStyle: String, Codable, Sendable, CaseIterable {
+    /// `QuantizationPolicy.cifar`.
+    case cifar
+    /// `QuantizationPolicy.tinyImageNet`.
+    case tinyImageNet = "tiny-imagenet"
+
+    public var policy: QuantizationPolicy {
+        switch self {
+        case .cifar: return .cifar
+        case .tinyImageNet: return .tinyImageNet
+        }
+    }
+}
+
+/// Replaces the layers `policy` picks by quantized layers carrying `scheme`'s quantizers at `bits` (at 32
+/// bits for `.edge` layers; settings merged over the scheme's defaults). Returns the paths of the replaced
+/// layers, in tree order. `fp` leaves the model untouched (the FP model is the teacher). The layer's weight
+/// and bias tensors are kept (not copied), so FP weights loaded before the transform stay in place.
+/// Throws, before changing anything, when the policy picks a layer that is already quantized.
 @discardableResult
 public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int, settings: [String: Double] = [:],
-                     style: QuantizationStyle = .cifar) throws -> [String] {
+                     policy: QuantizationPolicy) throws -> [String] {
     try QuantizerRegistry.validate(scheme, bits: bits)
     let resolved = try QuantizerRegistry.resolve(scheme, settings: settings)
     if scheme is FPScheme { return [] }
-    switch style {
-    case .cifar:
-        var names: [String] = []
-        try model.replaceQuantizableConvs { name, layer in
-            guard let conv = layer as? Conv2d else {
-                throw QuantizationError.invalidArgument("\(name) is already quantized (\(type(of: layer)))")
-            }
-            names.append(name)
-            return QConv2d(conv,
-                           weightQuantizer: try scheme.makeWeightQuantizer(bits: bits, settings: resolved),
-                           inputQuantizer: try scheme.makeActivationQuantizer(bits: bits, settings: resolved),
-                           outputScale: scheme.usesOutputScale)
+    var candidates: [(path: String, layer: Layer)] = []
+    model.walk { path, layer in
+        if layer is Conv2d || layer is Linear || layer is QuantizedLayer {
+            candidates.append((path, layer))
+            return false
         }
-        return names
-    case .tinyImageNet:
-        // Reference §2.3.1 / §8.10: every conv and linear; the first and the last get the same quantizer
-        // classes at 32 bits (MQBench's academic backend as the authors modified it). A scheme without a
-        // 32-bit form (EWGS) leaves them in full precision.
-        var layers: [String] = []
-        model.replaceWeightLayers { name, layer in layers.append(name); return layer }
-        var names: [String] = []
-        try model.replaceWeightLayers { name, layer in
-            let edge = name == layers.first || name == layers.last
-            if edge && !scheme.quantizesFirstAndLastLayers { return layer }
-            let b = edge ? 32 : bits
-            let wq = try scheme.makeWeightQuantizer(bits: b, settings: resolved)
-            let aq = try scheme.makeActivationQuantizer(bits: b, settings: resolved)
-            names.append(name)
-            if let conv = layer as? Conv2d {
-                return QConv2d(conv, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
-            }
-            if let linear = layer as? Linear {
-                return QLinear(linear, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
-            }
-            throw QuantizationError.invalidArgument("\(name) is already quantized (\(type(of: layer)))")
-        }
-        return names
+        return true
     }
+    let context = QuantizationPolicy.Context(stemPaths: model.stemPaths, weightLayerPaths: candidates.map(\.path))
+    var picked: [String: Int] = [:]
+    var order: [String] = []
+    for (path, layer) in candidates {
+        let inner: Layer = (layer as? QConv2d)?.conv ?? (layer as? QLinear)?.linear ?? layer
+        let precision = policy.decide(path, inner, context)
+        if precision == .full || precision == .edge && !scheme.quantizesFirstAndLastLayers { continue }
+        if layer is QuantizedLayer {
+            throw QuantizationError.invalidArgument("\(path) is already quantized (\(type(of: layer)))")
+        }
+        picked[path] = precision == .edge ? 32 : bits
+        order.append(path)
+    }
+    try model.replaceLayers { path, layer in
+        guard let b = picked[path], layer is Conv2d || layer is Linear else { return nil }
+        let wq = try scheme.makeWeightQuantizer(bits: b, settings: resolved)
+        let aq = try scheme.makeActivationQuantizer(bits: b, settings: resolved)
+        if let conv = layer as? Conv2d {
+            return QConv2d(conv, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
+        }
+        return QLinear(layer as! Linear, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
+    }
+    return order
 }
 
-/// The quantized layers of `model`, by state-dict prefix, in forward order.
+/// `quantize(model:scheme:bits:settings:policy:)` with `style`'s policy.
+@discardableResult
+public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int, settings: [String: Double] = [:],
+                     style: QuantizationStyle = .cifar) throws -> [String] {
+    try quantize(model: model, scheme: scheme, bits: bits, settings: settings, policy: style.policy)
+}
+
+/// The quantized layers of `model`, by path, in tree order.
 public func quantizedLayers(in model: any Model) -> [(name: String, layer: QuantizedLayer)] {
-    var list: [(name: String, layer: QuantizedLayer)] = []
-    model.replaceWeightLayers { name, layer in
-        if let q = layer as? QuantizedLayer { list.append((name, q)) }
-        return layer
-    }
-    return list
+    model.modules().compactMap { m in (m.layer as? QuantizedLayer).map { (m.path, $0) } }
 }
 
 /// The quantizer parameter group (reference §4.2 step 5: every QConv's `lW, uW, lA, uA, lA_t, uA_t,
@@ -88,17 +135,12 @@ public func calibrateQuantizers(model: any Model, firstBatch: Tensor) -> Tensor 
     let layers = quantizedLayers(in: model)
     for (_, layer) in layers {
         layer.calibrationPending = true
-        setInitFlag(layer, 1)
+        layer.initFlag?.value.fill(1)
     }
     let logits = model.forward(firstBatch, mode: .train)
     for (_, layer) in layers {
         layer.calibrationPending = false
-        setInitFlag(layer, 0)
+        layer.initFlag?.value.fill(0)
     }
     return logits
-}
-
-private func setInitFlag(_ layer: QuantizedLayer, _ value: Float) {
-    if let q = layer as? QConv2d { q.initFlag?.value.fill(value) }
-    if let q = layer as? QLinear { q.initFlag?.value.fill(value) }
 }

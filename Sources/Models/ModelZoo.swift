@@ -1,34 +1,47 @@
 import NN
+import Quantization
 import Tensors
 
 /// An image classifier from the zoo: input [N, inputChannels, H, W] → logits [N, classes].
 ///
 /// State names equal the PyTorch reference's state-dict keys, so `namedTensors()` / `load(stateDict:)`
-/// exchange checkpoints with it directly.
+/// exchange checkpoints with it directly. Everything structural (parameters, state dict, MACs, the layers a
+/// quantization policy picks, feature taps) is derived from the module tree (`Layer.children`).
 public protocol Model: Layer {
     /// The zoo name (`resnet20`, `vgg13`, ...).
     var architecture: String { get }
     var classes: Int { get }
     var inputChannels: Int { get }
+    /// Paths of the layers before the first stage (ResNet `conv1`, `bn1`, `relu`; VGG `layer0`): the CIFAR
+    /// quantization policy keeps the convolutions under them in full precision (reference §2.2.4).
+    var stemPaths: [String] { get }
+    /// The distillation features f0, f1, ... of the reference's `forward(is_feat=True)` (§3.1, §3.2, §6),
+    /// as the paths of the layers whose outputs they are; `tapFeatures()` taps them.
+    var featurePaths: [String] { get }
+}
 
-    /// Multiply-adds of one forward pass on one image of the given size. Counted: convolutions
-    /// (K²·C_in/groups·C_out·H_out·W_out) and linear layers (in·out). Not counted: batch-norm, ReLU,
-    /// pooling, residual additions and the (parameter-free) option-A shortcut.
-    func macs(inputHeight: Int, inputWidth: Int) -> Int
+extension Model {
+    /// Multiply-adds of one forward pass on one image of the given size (`Layer.macs(inputShape:)`):
+    /// convolutions (K²·C_in/groups·C_out·H_out·W_out) and linear layers (in·out). Not counted: batch-norm,
+    /// ReLU, pooling, residual additions and the (parameter-free) option-A shortcut.
+    public func macs(inputHeight: Int, inputWidth: Int) -> Int {
+        macs(inputShape: [1, inputChannels, inputHeight, inputWidth])
+    }
 
-    /// State-dict prefixes of the convolutions that CIFAR QAT quantizes (reference §2.2.4), in forward
-    /// order. ResNet: both 3×3 convs of every residual block (`layer1.0.conv1`, `layer1.0.conv2`, ...);
-    /// VGG: every conv of groups 1–4 (`layer1.0.conv2d`, ...). The stem / group 0 and the classifier stay FP.
-    var quantizableConvNames: [String] { get }
+    /// Taps f0, f1, ... (`featurePaths`), in order: after a forward, `taps[i].output` is feature f_i; an
+    /// extra gradient dL/df_i goes to `taps[i].injectedGradient` before `backward`.
+    @discardableResult
+    public func tapFeatures() throws -> [Tap] { try tap(featurePaths) }
 
-    /// Replaces every quantizable conv by `transform(name, current)`, in `quantizableConvNames` order.
-    /// The replacement's parameters and buffers appear in the state dict under `name.` (so a quantized
-    /// conv listing `weight` and its quantizer's parameters keeps the reference's QConv key names).
-    func replaceQuantizableConvs(_ transform: (_ name: String, _ conv: Layer) throws -> Layer) rethrows
+    /// Path of the classifier: the last linear layer (plain or quantized) in tree order.
+    public var classifierPath: String? {
+        modules().last { $0.layer is Linear || $0.layer is QLinear }?.path
+    }
 
-    /// Visits every conv and linear in forward order, the first layer first and the classifier last, and
-    /// replaces each by `transform(name, current)` (the Tiny-ImageNet / MQBench style quantizes all of them).
-    func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows
+    /// Path of the layer that reads the image: the first convolution (plain or quantized) in tree order.
+    public var inputLayerPath: String? {
+        modules().first { $0.layer is Conv2d || $0.layer is QConv2d }?.path
+    }
 }
 
 /// A model-zoo request that cannot be served; the message is meant for the command line.
@@ -46,77 +59,97 @@ public enum ModelZooError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The CIFAR model zoo of the paper (reference §3.1, §3.2), by name.
-///
-/// | name | model | reference builder |
-/// |---|---|---|
-/// | resnet20 | ResNet-20, option A, BN1d head | `resnet20_fp` |
-/// | resnet32 | ResNet-32, option A, BN1d head | `resnet32_fp` |
-/// | vgg8 | VGG-8-BN, cfg 'S' | `vgg8_bn_fp` |
-/// | vgg11 | VGG-11-BN, cfg 'A' | `vgg11_bn_fp` |
-/// | vgg13 | VGG-13-BN, cfg 'B' | `vgg13_bn_fp` |
+/// One row of the zoo: a name and how to build the model; the rest comes from the built model's tree.
+public struct ModelZooEntry: Sendable {
+    /// As on the command line and in checkpoints' `architecture`.
+    public let name: String
+    /// One line for `sqakd models`.
+    public let summary: String
+    /// The input size the model is trained and benchmarked at (height, width).
+    public let inputSize: (height: Int, width: Int)
+    /// The smallest input height and width the model accepts.
+    public let minimumInputSize: Int
+    /// Datasets `sqakd models` lists the model for, with their class counts.
+    public let datasets: [(name: String, classes: Int)]
+    /// A freshly initialised model drawing from `rng` (reference initialisation).
+    public let build: @Sendable (_ classes: Int, _ inputChannels: Int, _ rng: inout RNG) -> any Model
+}
+
+/// The model zoo of the paper (reference §3.1, §3.2), one row per model. A new model is its family's
+/// file plus one row here.
 public enum ModelZoo {
-    public static let names = ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"]
+    static let cifar: [(name: String, classes: Int)] = [("cifar10", 10), ("cifar100", 100)]
 
-    enum Family {
-        case resnet(blocksPerStage: Int)
-        case vgg(VGGCIFAR.Configuration)
-    }
+    public static let entries: [ModelZooEntry] = [
+        ModelZooEntry(name: "resnet20", summary: "CIFAR ResNet-20 (option-A shortcuts, BatchNorm1d before the FC)",
+                      inputSize: (32, 32), minimumInputSize: 1, datasets: cifar) { classes, channels, rng in
+            ResNetCIFAR(blocksPerStage: 3, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "resnet32", summary: "CIFAR ResNet-32 (option-A shortcuts, BatchNorm1d before the FC)",
+                      inputSize: (32, 32), minimumInputSize: 1, datasets: cifar) { classes, channels, rng in
+            ResNetCIFAR(blocksPerStage: 5, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "vgg8", summary: "CIFAR VGG-8-BN (cfg 'S', no FC stack)",
+                      inputSize: (32, 32), minimumInputSize: VGGCIFAR.minimumInputSize, datasets: cifar) { classes, channels, rng in
+            VGGCIFAR(configuration: .s, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "vgg11", summary: "CIFAR VGG-11-BN (cfg 'A', no FC stack)",
+                      inputSize: (32, 32), minimumInputSize: VGGCIFAR.minimumInputSize, datasets: cifar) { classes, channels, rng in
+            VGGCIFAR(configuration: .a, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "vgg13", summary: "CIFAR VGG-13-BN (cfg 'B', no FC stack)",
+                      inputSize: (32, 32), minimumInputSize: VGGCIFAR.minimumInputSize, datasets: cifar) { classes, channels, rng in
+            VGGCIFAR(configuration: .b, classes: classes, inputChannels: channels, rng: &rng)
+        },
+    ]
 
-    static func family(_ name: String) throws -> Family {
-        switch name {
-        case "resnet20": return .resnet(blocksPerStage: 3)
-        case "resnet32": return .resnet(blocksPerStage: 5)
-        case "vgg8": return .vgg(.s)
-        case "vgg11": return .vgg(.a)
-        case "vgg13": return .vgg(.b)
-        default: throw ModelZooError.unknownModel(name, valid: names)
-        }
+    public static var names: [String] { entries.map(\.name) }
+
+    public static func entry(_ name: String) throws -> ModelZooEntry {
+        guard let e = entries.first(where: { $0.name == name }) else { throw ModelZooError.unknownModel(name, valid: names) }
+        return e
     }
 
     /// One line describing the architecture, for listings.
-    public static func summary(_ name: String) throws -> String {
-        switch try family(name) {
-        case .resnet(let n): return "CIFAR ResNet-\(6 * n + 2) (option-A shortcuts, BatchNorm1d before the FC)"
-        case .vgg(let c): return "CIFAR VGG-\(c.depth)-BN (cfg '\(c.rawValue)', no FC stack)"
-        }
-    }
+    public static func summary(_ name: String) throws -> String { try entry(name).summary }
 
     /// A freshly initialised model (reference initialisation, drawn from `RNG(seed: seed)`).
     public static func make(_ name: String, classes: Int, inputChannels: Int = 3, seed: UInt64) throws -> any Model {
-        let family = try family(name)
+        let e = try entry(name)
         try validate(classes: classes, inputChannels: inputChannels)
         var rng = RNG(seed: seed)
-        switch family {
-        case .resnet(let n):
-            return ResNetCIFAR(blocksPerStage: n, classes: classes, inputChannels: inputChannels, rng: &rng)
-        case .vgg(let c):
-            return VGGCIFAR(configuration: c, classes: classes, inputChannels: inputChannels, rng: &rng)
-        }
+        return e.build(classes, inputChannels, &rng)
     }
 
-    /// Multiply-adds per image (see `Model.macs`), computed from the architecture without building it.
+    /// Multiply-adds per image (see `Model.macs`), traced on a freshly built model.
     public static func macs(_ name: String, classes: Int, inputChannels: Int = 3,
                             inputSize: (height: Int, width: Int)) throws -> Int {
-        let family = try family(name)
+        let e = try entry(name)
         try validate(classes: classes, inputChannels: inputChannels)
-        let minimum: Int
-        switch family {
-        case .resnet: minimum = 1
-        case .vgg: minimum = VGGCIFAR.minimumInputSize
+        guard inputSize.height >= e.minimumInputSize, inputSize.width >= e.minimumInputSize else {
+            throw ModelZooError.invalidArgument("\(name) needs inputs of at least \(e.minimumInputSize)×\(e.minimumInputSize), " +
+                                                "got \(inputSize.height)×\(inputSize.width)")
         }
-        guard inputSize.height >= minimum, inputSize.width >= minimum else {
-            throw ModelZooError.invalidArgument(
-                "\(name) needs inputs of at least \(minimum)×\(minimum), got \(inputSize.height)×\(inputSize.width)")
+        return try make(name, classes: classes, inputChannels: inputChannels, seed: 0)
+            .macs(inputHeight: inputSize.height, inputWidth: inputSize.width)
+    }
+
+    /// The classes and input channels a state dict implies for the model `name`: the out-features of the
+    /// classifier's weight and the in-channels of the first convolution's weight, at the paths the
+    /// model's own tree gives (`Model.classifierPath`, `Model.inputLayerPath`). Throws when the state dict
+    /// lacks either tensor or it has the wrong rank.
+    public static func geometry(of stateDict: [String: Tensor], as name: String) throws -> (classes: Int, inputChannels: Int) {
+        let probe = try make(name, classes: 1, inputChannels: 1, seed: 0)
+        guard let classifier = probe.classifierPath, let input = probe.inputLayerPath else {
+            throw ModelZooError.invalidArgument("\(name) has no classifier or no convolution")
         }
-        switch family {
-        case .resnet(let n):
-            return ResNetCIFAR.macs(blocksPerStage: n, classes: classes, inputChannels: inputChannels,
-                                    inputHeight: inputSize.height, inputWidth: inputSize.width)
-        case .vgg(let c):
-            return VGGCIFAR.macs(configuration: c, classes: classes, inputChannels: inputChannels,
-                                 inputHeight: inputSize.height, inputWidth: inputSize.width)
+        guard let w = stateDict[classifier + ".weight"], w.shape.count == 2 else {
+            throw ModelZooError.invalidArgument("no 2-D '\(classifier).weight' (the \(name) classifier)")
         }
+        guard let c = stateDict[input + ".weight"], c.shape.count == 4 else {
+            throw ModelZooError.invalidArgument("no 4-D '\(input).weight' (the \(name) input convolution)")
+        }
+        return (w.shape[0], c.shape[1])
     }
 
     static func validate(classes: Int, inputChannels: Int) throws {
@@ -124,5 +157,42 @@ public enum ModelZoo {
         guard inputChannels >= 1 else {
             throw ModelZooError.invalidArgument("input channels must be at least 1, got \(inputChannels)")
         }
+    }
+}
+
+extension ModelZoo {
+    /// The zoo as `sqakd models` prints it: one line per row and dataset with the class count, input size,
+    /// parameter count and MACs per image (traced from the built model), then each model's summary.
+    public static func listing() throws -> String {
+        func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, n - s.count))
+            return right ? fill + s : s + fill
+        }
+        var lines = [pad("model", 10) + " " + pad("dataset", 11) + " " + pad("classes", 7, right: true) + "  "
+                     + pad("input", 7) + " " + pad("params", 11, right: true) + "  " + pad("MACs/image", 10, right: true)]
+        for e in entries {
+            for (dataset, classes) in e.datasets {
+                let m = try make(e.name, classes: classes, seed: 0)
+                let macs = m.macs(inputHeight: e.inputSize.height, inputWidth: e.inputSize.width)
+                let hundredths = Int((Double(macs) / 1e4).rounded())
+                let macsText = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100) M"
+                lines.append(pad(e.name, 10) + " " + pad(dataset, 11) + " " + pad("\(classes)", 7, right: true) + "  "
+                             + pad("\(e.inputSize.height)×\(e.inputSize.width)", 7) + " "
+                             + pad(grouped(m.parameterCount), 11, right: true) + "  " + pad(macsText, 10, right: true))
+            }
+        }
+        lines.append("")
+        lines += entries.map { pad($0.name, 10) + " " + $0.summary }
+        return lines.joined(separator: "\n")
+    }
+
+    /// 269850 → "269,850".
+    static func grouped(_ n: Int) -> String {
+        var digits = Array(String(n)), out: [Character] = []
+        while digits.count > 3 {
+            out = [","] + digits.suffix(3) + out
+            digits.removeLast(3)
+        }
+        return String(digits + out)
     }
 }

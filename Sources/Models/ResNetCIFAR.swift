@@ -3,27 +3,27 @@ import Tensors
 
 /// The residual block of the CIFAR ResNet (reference §3.1, `blocks_resnet.py` `BasicBlock`):
 ///
-///     z   = bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)
-///     out = relu(z)
+///     z   = bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x)
+///     out = relu2(z)
 ///
 /// conv1: 3×3, stride s, pad 1, no bias, C_in → C_out; conv2: 3×3, stride 1, pad 1, no bias.
 /// Shortcut: option A (`x[:, :, ::2, ::2]` zero-padded by C_out/4 channels on each side, no parameters)
 /// when s ≠ 1 or C_in ≠ C_out, identity otherwise.
 /// Shapes: x [N, C_in, H, W] → out [N, C_out, (H−1)/s+1, (W−1)/s+1].
 ///
-/// Backward is forward reversed: dz = relu'(dy); dx = main-path backward(dz) + shortcut backward(dz).
+/// Backward is forward reversed: dz = relu2'(dy); dx = main-path backward(dz) + shortcut backward(dz).
 ///
-/// `conv1` and `conv2` are `Layer`-typed so that QAT can swap them for quantized convs
-/// (`Model.replaceQuantizableConvs`); state names stay `conv1.*` / `conv2.*`.
+/// Children (every slot replaceable): `conv1`, `bn1`, `relu1`, `conv2`, `bn2`, `shortcut` (option A only),
+/// `relu2`; state names `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` (reference keys).
 public final class BasicBlock: Layer {
-    public var conv1: Layer
-    public let bn1: BatchNorm2d
-    let relu1 = ReLU()
-    public var conv2: Layer
-    public let bn2: BatchNorm2d
+    public internal(set) var conv1: Layer
+    public internal(set) var bn1: Layer
+    public internal(set) var relu1: Layer = ReLU()
+    public internal(set) var conv2: Layer
+    public internal(set) var bn2: Layer
     /// nil: identity shortcut.
-    public let shortcut: OptionAShortcut?
-    let relu2 = ReLU()
+    public internal(set) var shortcut: Layer?
+    public internal(set) var relu2: Layer = ReLU()
 
     public let inputChannels: Int
     public let outputChannels: Int
@@ -49,6 +49,14 @@ public final class BasicBlock: Layer {
             : nil
     }
 
+    public var children: [Child] {
+        var list = [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
+                    child("conv2", \.conv2), child("bn2", \.bn2)]
+        if let shortcut { list.append(Child("shortcut", shortcut) { self.shortcut = $0 }) }
+        list.append(child("relu2", \.relu2))
+        return list
+    }
+
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         var h = conv1.forward(x, mode: mode)
         h = bn1.forward(h, mode: mode)
@@ -69,31 +77,25 @@ public final class BasicBlock: Layer {
         let ds = shortcut?.backward(dz) ?? dz
         return add(g, ds)
     }
-
-    public func parameters() -> [(name: String, parameter: Parameter)] {
-        prefixed("conv1", conv1.parameters()) + prefixed("bn1", bn1.parameters())
-            + prefixed("conv2", conv2.parameters()) + prefixed("bn2", bn2.parameters())
-    }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        prefixed("conv1", conv1.buffers()) + prefixed("bn1", bn1.buffers())
-            + prefixed("conv2", conv2.buffers()) + prefixed("bn2", bn2.buffers())
-    }
 }
 
 /// He et al.'s CIFAR ResNet-(6n+2) in the EWGS variant used by SQAKD (reference §3.1,
 /// `custom_models_resnet.py`): n = 3 is ResNet-20, n = 5 is ResNet-32.
 ///
-///     conv1 3×3 C_in→16 (no bias) → bn1 → ReLU                     [N, 16, H, W]
-///     layer1: n BasicBlocks, 16 ch, stride 1                        [N, 16, H, W]
-///     layer2: n BasicBlocks, 32 ch, first stride 2                  [N, 32, H/2, W/2]
-///     layer3: n BasicBlocks, 64 ch, first stride 2                  [N, 64, H/4, W/4]
-///     global average pool → flatten                                 [N, 64]
+///     conv1 3×3 C_in→16 (no bias) → bn1 → relu                     [N, 16, H, W]      f0
+///     layer1: n BasicBlocks, 16 ch, stride 1                        [N, 16, H, W]      f1
+///     layer2: n BasicBlocks, 32 ch, first stride 2                  [N, 32, H/2, W/2]  f2
+///     layer3: n BasicBlocks, 64 ch, first stride 2                  [N, 64, H/4, W/4]  f3
+///     pool (global average) → flatten                               [N, 64]            f4
 ///     bn2 = BatchNorm1d(64) → linear 64→classes                     [N, classes]
 ///
+/// Children, in this order: `conv1`, `bn1`, `relu`, `layer1`, `layer2`, `layer3`, `pool`, `flatten`,
+/// `bn2`, `linear`; stages are `Sequential`s of `BasicBlock`s named "0", "1", ...
 /// State names: `conv1.weight`, `bn1.*`, `layer{1,2,3}.{i}.{conv1,bn1,conv2,bn2}.*`, `bn2.*`,
 /// `linear.{weight,bias}` (reference keys). ResNet-20 / 10 classes: 269,850 parameters,
 /// 40,551,040 MACs per 32×32 image.
+/// Features f0…f4 (`featurePaths`): the reference's `forward(is_feat=True)` (`:81-127`): the stem after
+/// its ReLU, each stage's output (after the last block's ReLU) and the pooled 64-vector before `bn2`.
 ///
 /// Init: kaiming_normal_ (fan_in, gain √2) on conv and linear weights; linear bias U(±1/√64)
 /// (PyTorch default); BN weight 1, bias 0. The stem conv computes no input gradient.
@@ -103,22 +105,21 @@ public final class ResNetCIFAR: Model {
     public let inputChannels: Int
     public let blocksPerStage: Int
 
-    /// The stem conv (`Layer`-typed so the Tiny-ImageNet-style transform can quantize it).
-    public private(set) var conv1: Layer
-    public let bn1: BatchNorm2d
-    let relu = ReLU()
-    /// Children are `BasicBlock`s named "0", "1", ...
-    public let layer1: Sequential
-    public let layer2: Sequential
-    public let layer3: Sequential
-    let stageBlocks: [[BasicBlock]]
-    let pool = AdaptiveAvgPool2d(outputSize: 1)
-    let flatten = Flatten()
-    public let bn2: BatchNorm1d
-    /// The classifier (`Layer`-typed for the same reason).
-    public private(set) var linear: Layer
+    public internal(set) var conv1: Layer
+    public internal(set) var bn1: Layer
+    public internal(set) var relu: Layer = ReLU()
+    public internal(set) var layer1: Layer
+    public internal(set) var layer2: Layer
+    public internal(set) var layer3: Layer
+    public internal(set) var pool: Layer = AdaptiveAvgPool2d(outputSize: 1)
+    public internal(set) var flatten: Layer = Flatten()
+    public internal(set) var bn2: Layer
+    public internal(set) var linear: Layer
 
     public static let stageWidths = [16, 32, 64]
+
+    public let stemPaths = ["conv1", "bn1", "relu"]
+    public let featurePaths = ["relu", "layer1", "layer2", "layer3", "flatten"]
 
     public init(blocksPerStage n: Int, classes: Int, inputChannels: Int = 3, rng: inout RNG) {
         precondition(n >= 1 && classes >= 1 && inputChannels >= 1,
@@ -135,7 +136,7 @@ public final class ResNetCIFAR: Model {
         conv1 = stem
         bn1 = BatchNorm2d(features: 16)
 
-        var stageBlocks: [[BasicBlock]] = []
+        var stages: [Sequential] = []
         var width = 16
         for (planes, stride) in zip(Self.stageWidths, [1, 2, 2]) {
             var blocks: [BasicBlock] = []
@@ -144,12 +145,11 @@ public final class ResNetCIFAR: Model {
                                          rng: &rng))
                 width = planes
             }
-            stageBlocks.append(blocks)
+            stages.append(Sequential(blocks))
         }
-        self.stageBlocks = stageBlocks
-        layer1 = Sequential(stageBlocks[0])
-        layer2 = Sequential(stageBlocks[1])
-        layer3 = Sequential(stageBlocks[2])
+        layer1 = stages[0]
+        layer2 = stages[1]
+        layer3 = stages[2]
 
         bn2 = BatchNorm1d(features: 64)
         let fc = Linear(inputFeatures: 64, outputFeatures: classes, bias: true)
@@ -158,13 +158,15 @@ public final class ResNetCIFAR: Model {
         linear = fc
     }
 
-    var stages: [(name: String, layer: Sequential)] { [("layer1", layer1), ("layer2", layer2), ("layer3", layer3)] }
+    public var children: [Child] {
+        [child("conv1", \.conv1), child("bn1", \.bn1), child("relu", \.relu),
+         child("layer1", \.layer1), child("layer2", \.layer2), child("layer3", \.layer3),
+         child("pool", \.pool), child("flatten", \.flatten), child("bn2", \.bn2), child("linear", \.linear)]
+    }
 
-    /// Every residual block with its state-dict prefix (`layer2.0`, ...), in forward order.
+    /// Every residual block with its path (`layer2.0`, ...), in forward order.
     public var blocks: [(name: String, block: BasicBlock)] {
-        zip(["layer1", "layer2", "layer3"], stageBlocks).flatMap { stage, blocks in
-            blocks.enumerated().map { (name: "\(stage).\($0.offset)", block: $0.element) }
-        }
+        modules().compactMap { m in (m.layer as? BasicBlock).map { (m.path, $0) } }
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
@@ -191,55 +193,5 @@ public final class ResNetCIFAR: Model {
         g = relu.backward(g)
         g = bn1.backward(g)
         return conv1.backward(g)
-    }
-
-    public func parameters() -> [(name: String, parameter: Parameter)] {
-        prefixed("conv1", conv1.parameters()) + prefixed("bn1", bn1.parameters())
-            + stages.flatMap { prefixed($0.name, $0.layer.parameters()) }
-            + prefixed("bn2", bn2.parameters()) + prefixed("linear", linear.parameters())
-    }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        prefixed("conv1", conv1.buffers()) + prefixed("bn1", bn1.buffers())
-            + stages.flatMap { prefixed($0.name, $0.layer.buffers()) }
-            + prefixed("bn2", bn2.buffers()) + prefixed("linear", linear.buffers())
-    }
-
-    public func macs(inputHeight: Int, inputWidth: Int) -> Int {
-        Self.macs(blocksPerStage: blocksPerStage, classes: classes, inputChannels: inputChannels,
-                  inputHeight: inputHeight, inputWidth: inputWidth)
-    }
-
-    /// Conv + linear multiply-adds per image; every conv is 3×3 with pad 1, so H_out = (H − 1)/s + 1.
-    public static func macs(blocksPerStage n: Int, classes: Int, inputChannels: Int,
-                            inputHeight: Int, inputWidth: Int) -> Int {
-        var h = inputHeight, w = inputWidth
-        var total = 9 * inputChannels * 16 * h * w
-        var width = 16
-        for (planes, stride) in zip(stageWidths, [1, 2, 2]) {
-            for i in 0..<n {
-                let s = i == 0 ? stride : 1
-                h = (h - 1) / s + 1
-                w = (w - 1) / s + 1
-                total += 9 * width * planes * h * w + 9 * planes * planes * h * w
-                width = planes
-            }
-        }
-        return total + 64 * classes
-    }
-
-    public var quantizableConvNames: [String] { blocks.flatMap { [$0.name + ".conv1", $0.name + ".conv2"] } }
-
-    public func replaceQuantizableConvs(_ transform: (_ name: String, _ conv: Layer) throws -> Layer) rethrows {
-        for (name, block) in blocks {
-            block.conv1 = try transform(name + ".conv1", block.conv1)
-            block.conv2 = try transform(name + ".conv2", block.conv2)
-        }
-    }
-
-    public func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows {
-        conv1 = try transform("conv1", conv1)
-        try replaceQuantizableConvs(transform)
-        linear = try transform("linear", linear)
     }
 }

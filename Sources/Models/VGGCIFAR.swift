@@ -2,13 +2,13 @@ import NN
 import Tensors
 
 /// One VGG block (reference `custom_models_vgg.py` `VGGBlock` / `QVGGBlock`):
-/// conv2d 3×3 pad 1 with bias, C_in → C_out → bn (BatchNorm2d) → ReLU. [N, C_in, H, W] → [N, C_out, H, W].
-/// State names `conv2d.{weight,bias}`, `bn.*` (the reference's attribute names).
-/// `conv2d` is `Layer`-typed so that QAT can swap it for a quantized conv.
+/// conv2d 3×3 pad 1 with bias, C_in → C_out → bn (BatchNorm2d) → relu. [N, C_in, H, W] → [N, C_out, H, W].
+/// Children (replaceable): `conv2d`, `bn`, `relu`; state names `conv2d.{weight,bias}`, `bn.*` (the
+/// reference's attribute names).
 public final class VGGBlock: Layer {
-    public var conv2d: Layer
-    public let bn: BatchNorm2d
-    let relu = ReLU()
+    public internal(set) var conv2d: Layer
+    public internal(set) var bn: Layer
+    public internal(set) var relu: Layer = ReLU()
 
     public let inputChannels: Int
     public let outputChannels: Int
@@ -27,6 +27,8 @@ public final class VGGBlock: Layer {
         bn = BatchNorm2d(features: outputChannels)
     }
 
+    public var children: [Child] { [child("conv2d", \.conv2d), child("bn", \.bn), child("relu", \.relu)] }
+
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         relu.forward(bn.forward(conv2d.forward(x, mode: mode), mode: mode), mode: mode)
     }
@@ -34,26 +36,22 @@ public final class VGGBlock: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         conv2d.backward(bn.backward(relu.backward(dy)))
     }
-
-    public func parameters() -> [(name: String, parameter: Parameter)] {
-        prefixed("conv2d", conv2d.parameters()) + prefixed("bn", bn.parameters())
-    }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        prefixed("conv2d", conv2d.buffers()) + prefixed("bn", bn.buffers())
-    }
 }
 
 /// The CIFAR VGG of CRD / EWGS / SQAKD: VGG-BN without the FC stack (reference §3.2,
 /// `custom_models_vgg.py` `VGG`), in five groups of `VGGBlock`s:
 ///
-///     layer0 → maxpool 2 → layer1 → maxpool 2 → layer2 → maxpool 2 → layer3
-///       → (maxpool 2 only when the input height is 64, as in the reference) → layer4
-///       → global average pool → flatten → classifier Linear(512, classes)
+///     layer0 → pool0 → layer1 → pool1 → layer2 → pool2 → layer3
+///       → (pool3 only when the input height is 64, as in the reference) → layer4
+///       → pool4 (global average) → flatten → classifier Linear(512, classes)
 ///
-/// On 32×32 inputs the spatial sizes are 32 → 16 → 8 → 4 → 4 → 1.
+/// pool0…pool3 are 2×2 max-pools. On 32×32 inputs the spatial sizes are 32 → 16 → 8 → 4 → 4 → 1.
+/// Children, in forward order: `layer0`, `pool0`, `layer1`, `pool1`, `layer2`, `pool2`, `layer3`, `pool3`,
+/// `layer4`, `pool4`, `flatten`, `classifier`; groups are `Sequential`s of `VGGBlock`s named "0", "1", ...
 /// State names: `layer{0..4}.{i}.conv2d.{weight,bias}`, `layer{0..4}.{i}.bn.*`, `classifier.{weight,bias}`.
 /// VGG-8 / 10 classes: 3,918,858 parameters; VGG-13 / 100 classes: 9,462,180.
+/// Features f0…f5 (`featurePaths`, reference §3.2): each group's output before its pool, then the pooled
+/// 512-vector.
 ///
 /// Init: conv weight N(0, 2/(k²·C_out)), bias 0; BN 1/0; classifier weight N(0, 0.01²), bias 0.
 /// The first conv computes no input gradient.
@@ -88,15 +86,16 @@ public final class VGGCIFAR: Model {
     public let inputChannels: Int
     public let configuration: Configuration
 
-    /// `layer0` ... `layer4`; children are `VGGBlock`s named "0", "1", ...
-    public let groups: [Sequential]
-    let groupBlocks: [[VGGBlock]]
-    /// pool0 ... pool3.
-    let pools: [MaxPool2d]
-    let globalPool = AdaptiveAvgPool2d(outputSize: 1)
-    let flatten = Flatten()
-    /// `Layer`-typed so the Tiny-ImageNet-style transform can quantize it.
-    public private(set) var classifier: Layer
+    /// `layer0` ... `layer4`.
+    public internal(set) var groups: [Layer]
+    /// `pool0` ... `pool3`.
+    public internal(set) var pools: [Layer]
+    public internal(set) var globalPool: Layer = AdaptiveAvgPool2d(outputSize: 1)
+    public internal(set) var flatten: Layer = Flatten()
+    public internal(set) var classifier: Layer
+
+    public let stemPaths = ["layer0"]
+    public let featurePaths = ["layer0", "layer1", "layer2", "layer3", "layer4", "flatten"]
 
     /// The layers of the last training forward, in order (pool3 depends on the input height).
     var savedPath: [Layer] = []
@@ -110,24 +109,32 @@ public final class VGGCIFAR: Model {
         self.configuration = configuration
 
         var width = inputChannels
-        var groupBlocks: [[VGGBlock]] = []
+        var groups: [Layer] = []
         for widths in configuration.groups {
             var blocks: [VGGBlock] = []
             for w in widths {
                 blocks.append(VGGBlock(inputChannels: width, outputChannels: w,
-                                       propagatesInputGradient: !groupBlocks.isEmpty || !blocks.isEmpty, rng: &rng))
+                                       propagatesInputGradient: !groups.isEmpty || !blocks.isEmpty, rng: &rng))
                 width = w
             }
-            groupBlocks.append(blocks)
+            groups.append(Sequential(blocks))
         }
-        self.groupBlocks = groupBlocks
-        groups = groupBlocks.map { Sequential($0) }
+        self.groups = groups
         pools = (0..<4).map { _ in MaxPool2d(kernelSize: 2, stride: 2, padding: 0) }
 
         let fc = Linear(inputFeatures: 512, outputFeatures: classes, bias: true)
         Initialization.normal(fc.weight.value, std: 0.01, rng: &rng)
         fc.bias?.value.fill(0)
         classifier = fc
+    }
+
+    public var children: [Child] {
+        var list: [Child] = []
+        for g in groups.indices {
+            list.append(Child("layer\(g)", groups[g]) { self.groups[g] = $0 })
+            if g < pools.count { list.append(Child("pool\(g)", pools[g]) { self.pools[g] = $0 }) }
+        }
+        return list + [child("pool4", \.globalPool), child("flatten", \.flatten), child("classifier", \.classifier)]
     }
 
     /// Whether the reference applies pool3: only for 64-pixel-high inputs (Tiny-ImageNet-sized).
@@ -153,57 +160,5 @@ public final class VGGCIFAR: Model {
         var g = dy
         for l in savedPath.reversed() { g = l.backward(g) }
         return g
-    }
-
-    public func parameters() -> [(name: String, parameter: Parameter)] {
-        groups.enumerated().flatMap { prefixed("layer\($0.offset)", $0.element.parameters()) }
-            + prefixed("classifier", classifier.parameters())
-    }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        groups.enumerated().flatMap { prefixed("layer\($0.offset)", $0.element.buffers()) }
-            + prefixed("classifier", classifier.buffers())
-    }
-
-    public func macs(inputHeight: Int, inputWidth: Int) -> Int {
-        Self.macs(configuration: configuration, classes: classes, inputChannels: inputChannels,
-                  inputHeight: inputHeight, inputWidth: inputWidth)
-    }
-
-    /// Conv + classifier multiply-adds per image: convs keep the size (3×3, pad 1); pools halve it (floor).
-    public static func macs(configuration: Configuration, classes: Int, inputChannels: Int,
-                            inputHeight: Int, inputWidth: Int) -> Int {
-        var h = inputHeight, w = inputWidth, width = inputChannels
-        var total = 0
-        for (g, widths) in configuration.groups.enumerated() {
-            if g > 0 && (g < 4 || usesPool3(inputHeight: inputHeight)) {
-                h /= 2
-                w /= 2
-            }
-            for c in widths {
-                total += 9 * width * c * h * w
-                width = c
-            }
-        }
-        return total + 512 * classes
-    }
-
-    /// Every block of groups 1–4 with its state-dict prefix (`layer1.0`, ...), in forward order.
-    var quantizableBlocks: [(name: String, block: VGGBlock)] {
-        groupBlocks.enumerated().dropFirst().flatMap { g, blocks in
-            blocks.enumerated().map { (name: "layer\(g).\($0.offset)", block: $0.element) }
-        }
-    }
-
-    public var quantizableConvNames: [String] { quantizableBlocks.map { $0.name + ".conv2d" } }
-
-    public func replaceQuantizableConvs(_ transform: (_ name: String, _ conv: Layer) throws -> Layer) rethrows {
-        for (name, block) in quantizableBlocks { block.conv2d = try transform(name + ".conv2d", block.conv2d) }
-    }
-
-    public func replaceWeightLayers(_ transform: (_ name: String, _ layer: Layer) throws -> Layer) rethrows {
-        for (i, block) in groupBlocks[0].enumerated() { block.conv2d = try transform("layer0.\(i).conv2d", block.conv2d) }
-        try replaceQuantizableConvs(transform)
-        classifier = try transform("classifier", classifier)
     }
 }

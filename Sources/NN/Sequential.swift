@@ -1,9 +1,9 @@
 import Tensors
 
 /// Layers applied in order; backward runs them in reverse. Children are named "0", "1", ... as in
-/// `torch.nn.Sequential`, unless names are given.
+/// `torch.nn.Sequential`, unless names are given. Every slot is replaceable.
 public final class Sequential: Layer {
-    public let layers: [Layer]
+    public private(set) var layers: [Layer]
     public let names: [String]
 
     public init(_ layers: [Layer], names: [String]? = nil) {
@@ -24,11 +24,7 @@ public final class Sequential: Layer {
         return g
     }
 
-    public func parameters() -> [(name: String, parameter: Parameter)] {
-        zip(names, layers).flatMap { prefixed($0, $1.parameters()) }
-    }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        zip(names, layers).flatMap { prefixed($0, $1.buffers()) }
+    public var children: [Child] {
+        layers.indices.map { i in Child(names[i], layers[i]) { self.layers[i] = $0 } }
     }
 }

@@ -153,13 +153,25 @@ public final class QConv2d: QuantizedLayer {
         return list
     }
 
+    /// The wrapped conv (merged: its `weight`, `bias` are this layer's), then the weight and input
+    /// quantizers (merged for EWGS, `weight_fake_quant` / `input_fake_quant` for MQBench schemes).
+    public var children: [Child] {
+        var list = [Child("", conv)]
+        if let weightQuantizer { list.append(Child(weightQuantizer.statePrefix ?? "", weightQuantizer)) }
+        if let inputQuantizer { list.append(Child(inputQuantizer.statePrefix ?? "", inputQuantizer)) }
+        return list
+    }
+
     public func parameters() -> [(name: String, parameter: Parameter)] {
-        conv.parameters() + quantizerParameters()
+        childParameters() + (outputScale.map { [(name: "output_scale", parameter: $0)] } ?? [])
     }
 
     public func buffers() -> [(name: String, buffer: Buffer)] {
-        var list = (weightQuantizer?.ownerBuffers() ?? []) + (inputQuantizer?.ownerBuffers() ?? [])
-        if let initFlag { list.append((name: "init", buffer: initFlag)) }
-        return list
+        childBuffers() + (initFlag.map { [(name: "init", buffer: $0)] } ?? [])
     }
+}
+
+extension QConv2d: MACCounting {
+    /// The wrapped conv's count: fake quantization adds no multiply-accumulates.
+    public func macs(inputShape: [Int]) -> (macs: Int, outputShape: [Int]) { conv.macs(inputShape: inputShape) }
 }

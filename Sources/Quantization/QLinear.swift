@@ -136,11 +136,24 @@ public final class QLinear: QuantizedLayer {
         return list
     }
 
-    public func parameters() -> [(name: String, parameter: Parameter)] { linear.parameters() + quantizerParameters() }
-
-    public func buffers() -> [(name: String, buffer: Buffer)] {
-        var list = (weightQuantizer?.ownerBuffers() ?? []) + (inputQuantizer?.ownerBuffers() ?? [])
-        if let initFlag { list.append((name: "init", buffer: initFlag)) }
+    /// The wrapped linear (merged), then the weight and input quantizers (named by their `statePrefix`).
+    public var children: [Child] {
+        var list = [Child("", linear)]
+        if let weightQuantizer { list.append(Child(weightQuantizer.statePrefix ?? "", weightQuantizer)) }
+        if let inputQuantizer { list.append(Child(inputQuantizer.statePrefix ?? "", inputQuantizer)) }
         return list
     }
+
+    public func parameters() -> [(name: String, parameter: Parameter)] {
+        childParameters() + (outputScale.map { [(name: "output_scale", parameter: $0)] } ?? [])
+    }
+
+    public func buffers() -> [(name: String, buffer: Buffer)] {
+        childBuffers() + (initFlag.map { [(name: "init", buffer: $0)] } ?? [])
+    }
+}
+
+extension QLinear: MACCounting {
+    /// The wrapped linear's count.
+    public func macs(inputShape: [Int]) -> (macs: Int, outputShape: [Int]) { linear.macs(inputShape: inputShape) }
 }

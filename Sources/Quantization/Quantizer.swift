@@ -31,9 +31,9 @@ public protocol Quantizer: Layer {
     /// Default: the quantized x (EWGS, reference QConv.initialize). MQBench quantizers return their input
     /// with fake-quant off (PACT: clipped at ±α; DoReFa: tanh-normalised; LSQ: unchanged), §2.3.3.
     func calibrationForward(_ x: Tensor) -> Tensor
-    /// Where `parameters()` / `buffers()` sit inside the owning quantized layer's state: nil puts them
-    /// directly beside `weight` (EWGS's QConv keys, `layer1.0.conv1.lW`); a name nests them
-    /// (`conv.weight_fake_quant.scale`). Default nil.
+    /// The quantizer's child name inside the owning quantized layer: nil merges its state beside `weight`
+    /// (EWGS's QConv keys, `layer1.0.conv1.lW`); a name nests it (`conv.weight_fake_quant.scale`).
+    /// Default nil.
     var statePrefix: String? { get }
     /// Parameter values and x range `sqakd quantizer curve` uses unless the user overrides them.
     var curveDefaults: QuantizerCurveDefaults { get }
@@ -110,4 +110,6 @@ public protocol QuantizedLayer: Layer {
     func calibrate(_ x: Tensor)
     /// When true, the next forward calls `calibrate` with its input first, then clears the flag.
     var calibrationPending: Bool { get set }
+    /// The reference QConv's `init` buffer (int64 [1]): 1 only during `calibrateQuantizers`; nil without one.
+    var initFlag: Buffer? { get }
 }

@@ -19,32 +19,34 @@ public enum Checkpoint {
         try file.write(to: url)
     }
 
-    /// Reads a model checkpoint (ours or PyTorch's) and builds the matching zoo model: the architecture
-    /// comes from `architecture` when given, else from the file's metadata, else from the first zoo model
-    /// whose state-dict keys and shapes all match.
+    /// Reads a model checkpoint (ours or PyTorch's) and builds the matching zoo model. The candidates are
+    /// `architecture` when given, else the file's metadata `architecture`, else every zoo model in zoo
+    /// order. For each, the classes and input channels come from the metadata, else from the checkpoint's
+    /// tensors at the paths the model's tree names (`ModelZoo.geometry(of:as:)`); the first candidate
+    /// whose state dict loads strictly wins. A QAT checkpoint is quantized (scheme, bits and style from its
+    /// metadata) before loading. Failure is one line naming the file.
     public static func loadModel(from url: URL, architecture: String? = nil) throws -> any Model {
         let file = try SafetensorsFile.read(url)
-        let classes: Int
-        if let c = file.metadata["classes"].flatMap(Int.init) { classes = c } else if let w = file.tensors["linear.weight"] ?? file.tensors["classifier.weight"] {
-            classes = w.shape[0]
-        } else {
-            throw ConfigError("\(url.path): cannot tell the number of classes (no 'linear.weight' or 'classifier.weight')")
-        }
-        let inputChannels = file.metadata["input_channels"].flatMap(Int.init)
-            ?? (file.tensors["conv1.weight"] ?? file.tensors.first { $0.key.hasPrefix("layer0.") && $0.key.hasSuffix("weight") && $0.value.shape.count == 4 }?.value)?.shape[1]
-            ?? 3
         let candidates = architecture.map { [$0] } ?? file.metadata["architecture"].map { [$0] } ?? ModelZoo.names
         var lastError: Error?
         for name in candidates {
             do {
+                let implied = try ModelZoo.geometry(of: file.tensors, as: name)
+                let classes = try file.metadata["classes"].map { try integer($0, "classes", url) } ?? implied.classes
+                let inputChannels = try file.metadata["input_channels"].map { try integer($0, "input_channels", url) }
+                    ?? implied.inputChannels
                 let model = try ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0)
                 // A QAT checkpoint names its scheme and bit-width; its quantizers come back calibrated
                 // from their stored parameters.
                 if let q = file.metadata["quantizer"], q != "fp" {
                     let bits = try file.metadata["bits"].flatMap(Int.init)
                         ?? { throw ConfigError("\(url.path): quantizer \(q) without a bit-width in its metadata") }()
-                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits,
-                                     style: file.metadata["style"] == "tiny-imagenet" ? .tinyImageNet : .cifar)
+                    let styleName = file.metadata["style"] ?? QuantizationStyle.cifar.rawValue
+                    guard let style = QuantizationStyle(rawValue: styleName) else {
+                        throw ConfigError("\(url.path): unknown quantization style '\(styleName)' in its metadata " +
+                                          "(valid: \(QuantizationStyle.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits, style: style)
                 }
                 try model.load(stateDict: file.tensors, strict: true)
                 return model
@@ -56,6 +58,11 @@ public enum Checkpoint {
             throw ConfigError("\(url.path) does not fit \(candidates[0]): \(lastError)")
         }
         throw ConfigError("\(url.path) matches no zoo model (\(ModelZoo.names.joined(separator: ", "))); pass --model")
+    }
+
+    private static func integer(_ text: String, _ key: String, _ url: URL) throws -> Int {
+        guard let v = Int(text), v >= 1 else { throw ConfigError("\(url.path): metadata \(key) '\(text)' is not a positive integer") }
+        return v
     }
 }
 

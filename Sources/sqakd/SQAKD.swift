@@ -145,22 +145,7 @@ struct Eval: ParsableCommand {
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the model zoo with parameter counts and MACs per image.")
 
-    func run() throws {
-        print("model      dataset     classes  params       MACs/image")
-        let rows: [(String, String, Int)] = [("resnet20", "cifar10", 10), ("resnet20", "cifar100", 100),
-                                             ("resnet32", "cifar10", 10), ("resnet32", "cifar100", 100),
-                                             ("vgg8", "cifar10", 10), ("vgg8", "cifar100", 100),
-                                             ("vgg11", "cifar10", 10), ("vgg11", "cifar100", 100),
-                                             ("vgg13", "cifar10", 10), ("vgg13", "cifar100", 100)]
-        for (name, ds, classes) in rows {
-            let m = try ModelZoo.make(name, classes: classes, seed: 0)
-            let macs = m.macs(inputHeight: 32, inputWidth: 32)
-            let params = m.parameterCount.formatted(.number)
-            print(name.padding(toLength: 10, withPad: " ", startingAt: 0) + " " + ds.padding(toLength: 11, withPad: " ", startingAt: 0)
-                  + String(format: " %7d  ", classes) + String(repeating: " ", count: max(0, 11 - params.count)) + params
-                  + String(format: "  %8.2f M", Double(macs) / 1e6))
-        }
-    }
+    func run() throws { print(try ModelZoo.listing()) }
 }
 
 struct BenchCommand: ParsableCommand {

@@ -42,13 +42,19 @@ struct ResNetCIFARTests {
         #expect(model.forward(x, mode: .eval).shape == [3, 10])
     }
 
-    @Test func quantizableConvs() throws {
-        let r20 = try ModelZoo.make("resnet20", classes: 10, seed: 0)
-        #expect(r20.quantizableConvNames.count == 18)
-        #expect(r20.quantizableConvNames.prefix(3) == ["layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1"])
-        #expect(r20.quantizableConvNames.last == "layer3.2.conv2")
-        let r32 = try ModelZoo.make("resnet32", classes: 100, seed: 0)
-        #expect(r32.quantizableConvNames.count == 30)
+    /// The tree: named children in state order, paths as PyTorch's `named_modules()`.
+    @Test func moduleTree() throws {
+        let model = try ModelZoo.make("resnet20", classes: 10, seed: 0)
+        #expect(model.children.map(\.name) == ["conv1", "bn1", "relu", "layer1", "layer2", "layer3", "pool", "flatten",
+                                                "bn2", "linear"])
+        let paths = model.modules().map(\.path)
+        #expect(paths.prefix(6) == ["", "conv1", "bn1", "relu", "layer1", "layer1.0"])
+        #expect(paths.contains("layer2.0.shortcut") && !paths.contains("layer1.0.shortcut"))
+        #expect(model.layer(at: "layer3.2.conv2") is Conv2d)
+        #expect(model.layer(at: "layer3.2.bn2") is BatchNorm2d)
+        #expect(model.layer(at: "layer3.3") == nil && model.layer(at: "layer3.2.conv") == nil)
+        #expect((model as! ResNetCIFAR).blocks.map(\.name) == ["layer1.0", "layer1.1", "layer1.2", "layer2.0", "layer2.1",
+                                                                "layer2.2", "layer3.0", "layer3.1", "layer3.2"])
     }
 }
 
@@ -62,25 +68,48 @@ final class WrappedConv: Layer {
     func parameters() -> [(name: String, parameter: Parameter)] { inner.parameters() + [("extra", extra)] }
 }
 
-@Suite("Quantizable conv replacement")
-struct ReplaceConvTests {
-    @Test(arguments: [("resnet20", 18), ("vgg8", 4), ("vgg11", 7), ("vgg13", 8)])
-    func replacementKeepsNamesAndOutputs(name: String, count: Int) throws {
+@Suite("Replace by path")
+struct ReplaceByPathTests {
+    /// Every conv replaced through the generic walk: state names gain exactly the wrapper's `extra`, the
+    /// forward uses the replacements (it reads the slots), and outputs are unchanged.
+    @Test(arguments: [("resnet20", 19), ("vgg8", 5), ("vgg11", 8), ("vgg13", 10)])
+    func everyConvReplaced(name: String, count: Int) throws {
         let model = try ModelZoo.make(name, classes: 10, seed: 9)
         let x = randomTensor([2, 3, 32, 32], seed: 10)
         let before = model.forward(x, mode: .eval).array
         let names = model.namedTensors().map(\.name)
         var seen: [String] = []
-        model.replaceQuantizableConvs { convName, conv in
-            seen.append(convName)
-            #expect(conv is Conv2d)
-            return WrappedConv(conv)
+        try model.replaceLayers { path, layer in
+            guard layer is Conv2d else { return nil }
+            seen.append(path)
+            return WrappedConv(layer)
         }
-        #expect(seen == model.quantizableConvNames)
         #expect(seen.count == count)
+        #expect(seen.allSatisfy { model.layer(at: $0) is WrappedConv })
         let after = model.namedTensors().map(\.name)
         #expect(Set(after).subtracting(names) == Set(seen.map { $0 + ".extra" }))
-        #expect(Set(names).isSubset(of: Set(after)))
+        #expect(after.filter { !$0.hasSuffix(".extra") } == names)
         #expect(model.forward(x, mode: .eval).array == before)
     }
+
+    /// A replacement at a path is what forward runs: a layer that zeroes its output changes the logits.
+    @Test func forwardUsesReplacement() throws {
+        let model = try ModelZoo.make("resnet20", classes: 10, seed: 9)
+        let x = randomTensor([2, 3, 16, 16], seed: 10)
+        let old = try model.replaceLayer(at: "layer3.2.relu2", with: Zero())
+        #expect(old is ReLU)
+        let y = model.forward(x, mode: .eval)
+        // Zero features → pooled zeros → bn2 and linear of zeros: every row equals the others.
+        #expect(Array(y.array[0..<10]) == Array(y.array[10..<20]))
+        try model.replaceLayer(at: "layer3.2.relu2", with: old)
+        #expect(Array(model.forward(x, mode: .eval).array[0..<10]) != Array(model.forward(x, mode: .eval).array[10..<20]))
+        #expect(throws: LayerTreeError.noLayer(path: "layer9")) { try model.replaceLayer(at: "layer9", with: Zero()) }
+        #expect(throws: LayerTreeError.notReplaceable(path: "")) { try model.replaceLayer(at: "", with: Zero()) }
+    }
+}
+
+/// y = 0 of x's shape.
+final class Zero: Layer {
+    func forward(_ x: Tensor, mode: Mode) -> Tensor { Tensor(shape: x.shape) }
+    func backward(_ dy: Tensor) -> Tensor { Tensor(shape: dy.shape) }
 }

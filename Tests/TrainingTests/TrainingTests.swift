@@ -1,5 +1,7 @@
 import Foundation
 import Kernels
+import Models
+import Tensors
 import Testing
 @testable import Training
 
@@ -125,5 +127,30 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
             let c = try! TrainConfig.decode(ConfigOverlay([key.name: changed], source: ConfigSource("test")), onto: TrainConfig())
             #expect(c.runID != TrainConfig().runID, "\(key.name)")
         }
+    }
+}
+
+/// `Checkpoint.loadModel` asks the zoo: a state dict without metadata is matched by building each zoo
+/// model's tree; one that fits none is one line naming the file.
+@Suite struct CheckpointZooTests {
+    @Test func identifiesModelWithoutMetadata() throws {
+        let dir = temporaryDirectory("checkpoint-zoo")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try ModelZoo.make("resnet32", classes: 100, inputChannels: 1, seed: 3)
+        let url = dir.appendingPathComponent("bare.safetensors")
+        try SafetensorsFile(tensors: model.stateDict(), integerKeys: Set(model.namedTensors().filter(\.isInteger).map(\.name)))
+            .write(to: url)
+        let loaded = try Checkpoint.loadModel(from: url)
+        #expect(loaded.architecture == "resnet32" && loaded.classes == 100 && loaded.inputChannels == 1)
+        #expect(loaded.namedTensors().map(\.tensor.array) == model.namedTensors().map(\.tensor.array))
+
+        var state = model.stateDict()
+        state["extra.weight"] = Tensor(shape: [1])
+        let bad = dir.appendingPathComponent("bad.safetensors")
+        try SafetensorsFile(tensors: state).write(to: bad)
+        let any = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad) }
+        #expect(any?.description == "\(bad.path) matches no zoo model (resnet20, resnet32, vgg8, vgg11, vgg13); pass --model")
+        let named = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad, architecture: "resnet32") }
+        #expect(named?.description == "\(bad.path) does not fit resnet32: unexpected key extra.weight")
     }
 }

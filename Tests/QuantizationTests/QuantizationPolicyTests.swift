@@ -1,0 +1,63 @@
+import TestSupport
+import Models
+import NN
+import Quantization
+import Tensors
+import Testing
+
+/// `quantize(model:scheme:bits:policy:)` picks layers by path from the module tree.
+@Suite struct QuantizationPolicyTests {
+    func weightLayers(_ model: any Model) -> [String] {
+        model.modules().filter { $0.layer is Conv2d || $0.layer is Linear }.map(\.path)
+    }
+
+    /// CIFAR: every conv outside the stem, in forward order; Tiny-ImageNet: every conv and linear, the first
+    /// and last at 32 bits (an MQBench scheme) or left FP (EWGS).
+    @Test(arguments: ModelZoo.names)
+    func policySelections(name: String) throws {
+        let fp = try ModelZoo.make(name, classes: 10, seed: 1)
+        let all = weightLayers(fp)
+        let stem = name.hasPrefix("resnet") ? ["conv1"] : all.filter { $0.hasPrefix("layer0.") }
+        let inner = all.filter { !stem.contains($0) && $0 != all.last }
+        #expect(all.last == (name.hasPrefix("resnet") ? "linear" : "classifier"))
+
+        let cifar = try ModelZoo.make(name, classes: 10, seed: 1)
+        #expect(try quantize(model: cifar, scheme: EWGSScheme(), bits: 2, policy: .cifar) == inner)
+        #expect(quantizedLayers(in: cifar).map(\.name) == inner)
+
+        let tiny = try ModelZoo.make(name, classes: 10, seed: 1)
+        #expect(try quantize(model: tiny, scheme: LSQScheme(), bits: 4, style: .tinyImageNet) == all)
+        #expect(quantizedLayers(in: tiny).map { $0.layer.weightQuantizer!.bits }
+                == all.map { $0 == all.first || $0 == all.last ? 32 : 4 })
+
+        let ewgs = try ModelZoo.make(name, classes: 10, seed: 1)
+        #expect(try quantize(model: ewgs, scheme: EWGSScheme(), bits: 2, policy: .tinyImageNet) == Array(all.dropFirst().dropLast()))
+    }
+
+    /// A policy is a function of (path, layer): here only layer3's convs.
+    @Test func customPolicy() throws {
+        let model = try ModelZoo.make("resnet20", classes: 10, seed: 1)
+        let policy = QuantizationPolicy { path, layer, context in
+            layer is Conv2d && context.path(path, isUnder: "layer3") ? .quantized : .full
+        }
+        let names = try quantize(model: model, scheme: PACTScheme(), bits: 3, policy: policy)
+        #expect(names == (0..<3).flatMap { ["layer3.\($0).conv1", "layer3.\($0).conv2"] })
+        #expect(QuantizationStyle(rawValue: "tiny-imagenet") == .tinyImageNet && QuantizationStyle.cifar.rawValue == "cifar")
+    }
+
+    /// Taps and quantization compose: a tapped conv is quantized inside its tap, names and state keys are
+    /// those of the untapped model, and the tap still sees the (quantized) layer's output.
+    @Test func quantizeThroughTaps() throws {
+        let plain = try ModelZoo.make("resnet20", classes: 10, seed: 1)
+        let tapped = try ModelZoo.make("resnet20", classes: 10, seed: 1)
+        let tap = try tapped.tap(["layer2.0.conv1"])[0]
+        let a = try quantize(model: plain, scheme: EWGSScheme(), bits: 2)
+        let b = try quantize(model: tapped, scheme: EWGSScheme(), bits: 2)
+        #expect(a == b)
+        #expect(tap.wrapped is QConv2d && tapped.layer(at: "layer2.0.conv1") === tap)
+        #expect(plain.namedTensors().map(\.name) == tapped.namedTensors().map(\.name))
+        let x = randomTensor([2, 3, 8, 8], seed: 2)
+        #expect(calibrateQuantizers(model: plain, firstBatch: x).array == calibrateQuantizers(model: tapped, firstBatch: x).array)
+        #expect(tap.output?.shape == [2, 32, 4, 4])
+    }
+}
