@@ -45,11 +45,11 @@ public final class SGD: Optimizer {
                     if buffers[g][i] == nil { buffers[g][i] = Tensor(shape: param.shape, zeroed: false) }
                 }
                 let buf = buffers[g][i]
-                withExtendedLifetime((param.value, param.grad, buf)) {
-                    sgdStep(p: param.value.data, buf: buf?.data, grad: param.grad.data, count: param.count,
+                withOptionalUnsafeMutablePointer(buf) { b in withUnsafeMutablePointers(param.value, param.grad) { [count = param.count] p, g in
+                    sgdStep(p: p, buf: b, grad: g, count: count,
                             lr: Float(group.lr), weightDecay: Float(group.weightDecay), momentum: Float(momentum),
                             nesterov: nesterov, mode: mode)
-                }
+                } }
             }
         }
     }
