@@ -4,7 +4,8 @@ import Foundation
 /// Throughput of one thread building augmented (crop + flip) 3×32×32 training batches of `batchSize` from a
 /// synthetic in-memory dataset of `images` images, over `epochs` epochs. Returns images per second and
 /// the number of images built. The target on the reference machine is > 5,000 images/s.
-public func loaderBenchmark(images: Int = 2048, batchSize: Int = 128, epochs: Int = 4) throws -> (imagesPerSecond: Double, images: Int) {
+public func loaderBenchmark(images: Int = 2048, batchSize: Int = 128,
+                            epochs: Int = 4) throws -> (imagesPerSecond: Double, images: Int) {
     let d = 3 * 32 * 32
     var pixels = [UInt8](repeating: 0, count: images * d)
     for i in 0..<images { for k in 0..<d { pixels[i * d + k] = UInt8(truncatingIfNeeded: i &* 31 &+ k &* 7) } }

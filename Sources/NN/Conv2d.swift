@@ -78,9 +78,10 @@ public final class Conv2d: Layer {
         let g = geometry(of: x)
         let yBlock = convOutputBlock(g, bias: bias != nil)
         let y = Tensor(shape: g.outputShape, layout: yBlock == 1 ? .plain : .blocked(yBlock), zeroed: false)
-        withOptionalUnsafeMutablePointer(bias?.value) { b in withUnsafeMutablePointers(y, x, weight.value) { [xBlock = x.layout.block] y, x, w in
-            convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g)
-        } }
+        let xBlock = x.layout.block
+        withOptionalUnsafeMutablePointer(bias?.value) { b in
+            withUnsafeMutablePointers(y, x, weight.value) { y, x, w in convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g) }
+        }
         savedInput = mode == .train ? x : nil
         return y
     }
@@ -89,14 +90,17 @@ public final class Conv2d: Layer {
         guard let x = savedInput else { preconditionFailure("Conv2d backward without a training forward") }
         let g = geometry(of: x)
         precondition(dy.shape == g.outputShape, "Conv2d backward: dy \(dy.shape), expected \(g.outputShape)")
-        withOptionalUnsafeMutablePointer(bias?.grad) { db in withUnsafeMutablePointers(weight.grad, x, dy) { [xBlock = x.layout.block, dyBlock = dy.layout.block] dw, x, dy in
-            convBackwardWeights(dw, db, x, xBlock: xBlock, dy, dyBlock: dyBlock, g)
-        } }
+        let xBlock = x.layout.block, dyBlock = dy.layout.block
+        withOptionalUnsafeMutablePointer(bias?.grad) { db in
+            withUnsafeMutablePointers(weight.grad, x, dy) { dw, x, dy in
+                convBackwardWeights(dw, db, x, xBlock: xBlock, dy, dyBlock: dyBlock, g)
+            }
+        }
         savedInput = nil
         if !propagatesInputGradient { return Tensor(shape: [0]) }
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        withUnsafeMutablePointers(dx, dy, weight.value) { [dxBlock = x.layout.block, dyBlock = dy.layout.block] dx, dy, w in
-            convBackwardData(dx, dxBlock: dxBlock, dy, dyBlock: dyBlock, w, g)
+        withUnsafeMutablePointers(dx, dy, weight.value) { dx, dy, w in
+            convBackwardData(dx, dxBlock: xBlock, dy, dyBlock: dyBlock, w, g)
         }
         return dx
     }

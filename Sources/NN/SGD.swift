@@ -45,11 +45,13 @@ public final class SGD: Optimizer {
                     if buffers[g][i] == nil { buffers[g][i] = Tensor(shape: param.shape, zeroed: false) }
                 }
                 let buf = buffers[g][i]
-                withOptionalUnsafeMutablePointer(buf) { b in withUnsafeMutablePointers(param.value, param.grad) { [count = param.count] p, g in
-                    sgdStep(p: p, buf: b, grad: g, count: count,
-                            lr: Float(group.lr), weightDecay: Float(group.weightDecay), momentum: Float(momentum),
-                            nesterov: nesterov, mode: mode)
-                } }
+                withOptionalUnsafeMutablePointer(buf) { b in
+                    withUnsafeMutablePointers(param.value, param.grad) { p, g in
+                        sgdStep(p: p, buf: b, grad: g, count: param.count,
+                                lr: Float(group.lr), weightDecay: Float(group.weightDecay), momentum: Float(momentum),
+                                nesterov: nesterov, mode: mode)
+                    }
+                }
             }
         }
     }

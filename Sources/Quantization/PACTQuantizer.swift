@@ -85,7 +85,8 @@ public final class PACTQuantizer: Quantizer {
         let clippedMin = x.count == 0 ? 0 : Swift.min(tensorMinMax(x).min, a)
         let symmetric = clippedMin < 0
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        withUnsafeMutablePointers(y, x) { [count = x.count] y, x in pactClipForward(y: y, x: x, count: count, alpha: a, symmetric: symmetric) }
+        let count = x.count
+        withUnsafeMutablePointers(y, x) { y, x in pactClipForward(y: y, x: x, count: count, alpha: a, symmetric: symmetric) }
         scale.value[0] = minMaxSymmetricScale(min: symmetric ? -a : 0, max: a, grid: grid)
         zeroPoint.value[0] = 0
         observerEnabled.value[0] = 0

@@ -55,9 +55,10 @@ public final class QConv2d: QuantizedLayer {
     private func convolve(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
         let yBlock = convOutputBlock(g, bias: conv.bias != nil)
         let y = Tensor(shape: g.outputShape, layout: yBlock == 1 ? .plain : .blocked(yBlock), zeroed: false)
-        withOptionalUnsafeMutablePointer(conv.bias?.value) { b in withUnsafeMutablePointers(y, x, w) { [xBlock = x.layout.block] y, x, w in
-            convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g)
-        } }
+        let xBlock = x.layout.block
+        withOptionalUnsafeMutablePointer(conv.bias?.value) { b in
+            withUnsafeMutablePointers(y, x, w) { y, x, w in convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g) }
+        }
         return y
     }
 
@@ -124,14 +125,19 @@ public final class QConv2d: QuantizedLayer {
             let d = dy.toLayout(y0.layout)
             dyc = Tensor(shape: y0.shape, layout: y0.layout, zeroed: false)
             let s = outputScale.value[0]
-            let sum = withUnsafeMutablePointers(dyc, d, y0) { [n = y0.count] dyc, d, y0 in scaleBackward(dx: dyc, dy: d, y0: y0, s: abs(s), count: n) }
+            let sum = withUnsafeMutablePointers(dyc, d, y0) { [n = y0.count] dyc, d, y0 in
+                scaleBackward(dx: dyc, dy: d, y0: y0, s: abs(s), count: n)
+            }
             let sign: Float = s > 0 ? 1 : (s < 0 ? -1 : 0)
             outputScale.grad[0] += sign * Float(sum)
         }
         let dwq = Tensor(shape: conv.weight.shape)
-        withOptionalUnsafeMutablePointer(conv.bias?.grad) { db in withUnsafeMutablePointers(dwq, xq, dyc) { [xBlock = xq.layout.block, dyBlock = dyc.layout.block] dwq, xq, dyc in
-            convBackwardWeights(dwq, db, xq, xBlock: xBlock, dyc, dyBlock: dyBlock, g)
-        } }
+        let xBlock = xq.layout.block, dyBlock = dyc.layout.block
+        withOptionalUnsafeMutablePointer(conv.bias?.grad) { db in
+            withUnsafeMutablePointers(dwq, xq, dyc) { dwq, xq, dyc in
+                convBackwardWeights(dwq, db, xq, xBlock: xBlock, dyc, dyBlock: dyBlock, g)
+            }
+        }
         let dw = weightQuantizer?.backward(dwq) ?? dwq
         withUnsafeMutablePointers(conv.weight.grad, dw) { [n = dw.count] dW, dw in accumulate(y: dW, x: dw, count: n) }
         defer {
@@ -141,8 +147,8 @@ public final class QConv2d: QuantizedLayer {
         }
         if !conv.propagatesInputGradient { return Tensor(shape: [0]) }
         let dxq = Tensor(shape: xq.shape, layout: xq.layout, zeroed: false)
-        withUnsafeMutablePointers(dxq, dyc, wq) { [dxBlock = xq.layout.block, dyBlock = dyc.layout.block] dxq, dyc, wq in
-            convBackwardData(dxq, dxBlock: dxBlock, dyc, dyBlock: dyBlock, wq, g)
+        withUnsafeMutablePointers(dxq, dyc, wq) { dxq, dyc, wq in
+            convBackwardData(dxq, dxBlock: xBlock, dyc, dyBlock: dyBlock, wq, g)
         }
         return inputQuantizer?.backward(dxq) ?? dxq
     }

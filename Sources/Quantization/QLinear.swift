@@ -112,7 +112,9 @@ public final class QLinear: QuantizedLayer {
         if let outputScale, let y0 = savedUnscaledOutput {
             g = Tensor(shape: dy.shape, zeroed: false)
             let s = outputScale.value[0]
-            let sum = withUnsafeMutablePointers(g, dy, y0) { [n = dy.count] g, dy, y0 in scaleBackward(dx: g, dy: dy, y0: y0, s: abs(s), count: n) }
+            let sum = withUnsafeMutablePointers(g, dy, y0) { [n = dy.count] g, dy, y0 in
+                scaleBackward(dx: g, dy: dy, y0: y0, s: abs(s), count: n)
+            }
             let sign: Float = s > 0 ? 1 : (s < 0 ? -1 : 0)
             outputScale.grad[0] += sign * Float(sum)
         }
@@ -131,7 +133,9 @@ public final class QLinear: QuantizedLayer {
         let dw = weightQuantizer?.backward(dwq) ?? dwq
         withUnsafeMutablePointers(linear.weight.grad, dw) { [n = dw.count] dW, dw in accumulate(y: dW, x: dw, count: n) }
         let dxq = Tensor(shape: [n, inF], zeroed: false)
-        withUnsafeMutablePointers(dxq, g, wq) { dxq, g, wq in sgemm(dxq, g, transA: false, wq, transB: false, m: n, n: inF, k: out) }
+        withUnsafeMutablePointers(dxq, g, wq) { dxq, g, wq in
+            sgemm(dxq, g, transA: false, wq, transB: false, m: n, n: inF, k: out)
+        }
         savedQuantizedInput = nil
         savedQuantizedWeight = nil
         savedUnscaledOutput = nil
