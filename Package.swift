@@ -2,7 +2,16 @@
 import PackageDescription
 
 // Targets in dependency order (see ../shared/spec/product.md, "Architecture"): lower targets never
-// import higher ones.
+// import higher ones, and every target lists each module it imports (check: `grep -h '^import' Sources/<T>/*.swift`).
+//   Kernels      raw-pointer loops, oneDNN and OpenBLAS calls; knows no Tensor
+//   Tensors      Tensor (storage reachable only through scoped `withUnsafe…` closures), RNG, safetensors
+//   NN           layers, losses, optimizers
+//   Plotting     PNG charts (libpng); knows no model
+//   Quantization quantizers, QConv2d/QLinear, quantizer curves as data (their PNG is drawn by the CLI)
+//   Models, Datasets, Training (trainer, run records, the training-step benchmark)
+//   Benchmarks   timing harnesses for `sqakd bench conv|layers|optimizer|loader`; nothing else imports it
+//   Bench        suites, sweeps, result store, report
+//   sqakd        the command line
 // Kernels (raw-pointer loops) drop integer-overflow checks; everything else keeps -O's checks so that its
 // preconditions stay live.
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
@@ -28,28 +37,33 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: optimize),
-        .target(name: "Quantization", dependencies: ["NN", "Plotting"], swiftSettings: optimize),
-        .target(name: "Models", dependencies: ["NN", "Quantization"], swiftSettings: optimize),
+        .target(name: "Quantization", dependencies: ["NN", "Tensors", "Kernels"], swiftSettings: optimize),
+        .target(name: "Models", dependencies: ["NN", "Quantization", "Tensors"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets"], swiftSettings: optimize),
-        .target(name: "Bench", dependencies: ["Training", "Plotting", "CSystem", .product(name: "Yams", package: "Yams")],
+        .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets", "Tensors", "Kernels"],
+                swiftSettings: optimize),
+        .target(name: "Benchmarks", dependencies: ["Kernels", "Tensors", "NN", "Datasets"], swiftSettings: optimize),
+        .target(name: "Bench", dependencies: ["Training", "Plotting", "Quantization", "Models", "Datasets", "Tensors",
+                                              .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimize),
         .executableTarget(
             name: "sqakd",
-            dependencies: ["Bench", "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Bench", "Benchmarks", "Training", "Datasets", "Models", "NN", "Quantization", "Kernels", "Plotting",
+                           "CSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
 
-        // Test helpers shared by the test targets (finite-difference gradient check).
+        // Test helpers shared by the test targets: finite-difference gradient check, `expectClose`.
         .target(name: "TestSupport", dependencies: ["NN", "Tensors"], path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"], resources: [.copy("Golden")]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
+                    resources: [.copy("Golden")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NN", "Tensors", "Kernels"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "Plotting", "sqakd"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).
     swiftLanguageModes: [.v5]

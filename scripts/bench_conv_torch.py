@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of the convolution benchmark (compare with Kernels.convBenchmarkResNet20).
+"""PyTorch side of the convolution benchmark (compare with `sqakd bench conv`, Benchmarks.convBenchmarkResNet20).
 
 Times F.conv2d forward, backward-data and backward-weights (aten.convolution_backward with one output
 mask each) on the ResNet-20 CIFAR convolutions, batch 128, plain NCHW float32 as PyTorch trains them.

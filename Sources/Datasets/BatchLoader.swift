@@ -93,9 +93,9 @@ public final class BatchLoader: Sendable {
         let images = Tensor(shape: [indices.count, C, H, W], layout: .plain, zeroed: false)
         var rng = augmentationRNG(epoch: epoch, batch: index)
         dataset.images.withUnsafeBufferPointer { src in
-            lut.withUnsafeBufferPointer { lut in
+            lut.withUnsafeBufferPointer { lut in images.withUnsafeMutablePointer { dst in
                 for (k, i) in indices.enumerated() {
-                    let x = src.baseAddress! + i * size, y = images.data + k * size
+                    let x = src.baseAddress! + i * size, y = dst + k * size
                     switch augmentation {
                     case .none:
                         normalizeImage(y, x, lut.baseAddress!, C, H, W)
@@ -104,7 +104,7 @@ public final class BatchLoader: Sendable {
                         cropFlipNormalizeImage(y, x, lut.baseAddress!, C, H, W, p, r.top, r.left, r.flip)
                     }
                 }
-            }
+            } }
         }
         return Batch(images: images, labels: indices.map { dataset.labels[$0] }, indices: indices, epoch: epoch, index: index)
     }

@@ -7,12 +7,12 @@ import Tensors
 enum Initialization {
     /// Entries ~ N(0, std²).
     static func normal(_ t: Tensor, std: Float, rng: inout RNG) {
-        for i in 0..<t.count { t.data[i] = std * rng.normal() }
+        t.withUnsafeMutablePointer { p in for i in 0..<t.count { p[i] = std * rng.normal() } }
     }
 
     /// Entries ~ U[−bound, bound).
     static func uniform(_ t: Tensor, bound: Float, rng: inout RNG) {
-        for i in 0..<t.count { t.data[i] = rng.uniform(-bound, bound) }
+        t.withUnsafeMutablePointer { p in for i in 0..<t.count { p[i] = rng.uniform(-bound, bound) } }
     }
 
     /// `torch.nn.init.kaiming_normal_` defaults (mode fan_in, ReLU gain √2): std = √(2 / fan_in), where

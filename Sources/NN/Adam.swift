@@ -63,8 +63,8 @@ public final class Adam: Optimizer {
                 let bc2 = 1 - pow(beta2, t)
                 let negStepSize = Float(-(group.lr / bc1))
                 let bc2Sqrt = Float(bc2.squareRoot())
-                withExtendedLifetime((param.value, param.grad, slot.expAvg, slot.expAvgSq)) {
-                    adamStep(p: param.value.data, m: slot.expAvg.data, v: slot.expAvgSq.data, grad: param.grad.data,
+                withUnsafeMutablePointers(param.value, slot.expAvg, slot.expAvgSq, param.grad) { p, m, v, g in
+                    adamStep(p: p, m: m, v: v, grad: g,
                              count: param.count, negStepSize: negStepSize, bias2Sqrt: bc2Sqrt, eps: epsF,
                              beta1: b1, oneMinusBeta1: oneMinusB1, beta2: b2, oneMinusBeta2: oneMinusB2, weightDecay: wd)
                 }

@@ -28,8 +28,9 @@ public final class AdaptiveAvgPool2d: Layer {
                      "AdaptiveAvgPool2d needs a non-empty [N, C, H, W], got \(x.shape)")
         let (N, C, H, W) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = Tensor(shape: [N, C, outputHeight, outputWidth], layout: x.layout, zeroed: false)
-        adaptiveAvgPool2dForward(y: y.data, x: x.data, N: N, C: C, H: H, W: W, b: x.layout.block,
-                                 Ho: outputHeight, Wo: outputWidth)
+        withUnsafeMutablePointers(y, x) { [b = x.layout.block] y, x in
+            adaptiveAvgPool2dForward(y: y, x: x, N: N, C: C, H: H, W: W, b: b, Ho: outputHeight, Wo: outputWidth)
+        }
         savedInputShape = x.shape
         savedLayout = x.layout
         return y
@@ -42,8 +43,8 @@ public final class AdaptiveAvgPool2d: Layer {
                      "AdaptiveAvgPool2d backward: dy \(dyAny.shape), expected \([N, C, outputHeight, outputWidth])")
         let dy = dyAny.toLayout(savedLayout)
         let dx = Tensor(shape: savedInputShape, layout: savedLayout, zeroed: false)
-        withExtendedLifetime(dy) {
-            adaptiveAvgPool2dBackward(dx: dx.data, dy: dy.data, N: N, C: C, H: H, W: W, b: savedLayout.block,
+        withUnsafeMutablePointers(dx, dy) { dx, dy in
+            adaptiveAvgPool2dBackward(dx: dx, dy: dy, N: N, C: C, H: H, W: W, b: savedLayout.block,
                                       Ho: outputHeight, Wo: outputWidth)
         }
         return dx

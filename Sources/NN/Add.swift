@@ -9,7 +9,7 @@ public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
     let bb = b.toLayout(a.layout)
     let y = Tensor(shape: a.shape, layout: a.layout, zeroed: false)
-    withExtendedLifetime(bb) { addForward(y: y.data, a: a.data, b: bb.data, count: a.count) }
+    withUnsafeMutablePointers(y, a, bb) { [n = a.count] y, a, b in addForward(y: y, a: a, b: b, count: n) }
     return y
 }
 
@@ -17,5 +17,5 @@ public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
 public func addInPlace(_ a: Tensor, _ b: Tensor) {
     precondition(a.shape == b.shape, "addInPlace: shapes \(a.shape) and \(b.shape) differ")
     let bb = b.toLayout(a.layout)
-    withExtendedLifetime(bb) { accumulate(y: a.data, x: bb.data, count: a.count) }
+    withUnsafeMutablePointers(a, bb) { [n = a.count] a, b in accumulate(y: a, x: b, count: n) }
 }

@@ -27,8 +27,9 @@ public final class AvgPool2d: Layer {
         let (N, C, H, W) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let Ho = (H - kernelSize) / stride + 1, Wo = (W - kernelSize) / stride + 1
         let y = Tensor(shape: [N, C, Ho, Wo], layout: x.layout, zeroed: false)
-        avgPool2dForward(y: y.data, x: x.data, N: N, C: C, H: H, W: W, b: x.layout.block,
-                         kH: kernelSize, kW: kernelSize, sH: stride, sW: stride)
+        withUnsafeMutablePointers(y, x) { [b = x.layout.block] y, x in
+            avgPool2dForward(y: y, x: x, N: N, C: C, H: H, W: W, b: b, kH: kernelSize, kW: kernelSize, sH: stride, sW: stride)
+        }
         savedInputShape = x.shape
         savedLayout = x.layout
         return y
@@ -41,8 +42,8 @@ public final class AvgPool2d: Layer {
         precondition(dyAny.shape == [N, C, Ho, Wo], "AvgPool2d backward: dy \(dyAny.shape), expected \([N, C, Ho, Wo])")
         let dy = dyAny.toLayout(savedLayout)
         let dx = Tensor(shape: savedInputShape, layout: savedLayout, zeroed: false)
-        withExtendedLifetime(dy) {
-            avgPool2dBackward(dx: dx.data, dy: dy.data, N: N, C: C, H: H, W: W, b: savedLayout.block,
+        withUnsafeMutablePointers(dx, dy) { dx, dy in
+            avgPool2dBackward(dx: dx, dy: dy, N: N, C: C, H: H, W: W, b: savedLayout.block,
                               kH: kernelSize, kW: kernelSize, sH: stride, sW: stride)
         }
         return dx

@@ -81,39 +81,45 @@ final class BatchNormCore {
         let C = features
         var mean = [Double](repeating: 0, count: C)
         var invStd = [Double](repeating: 0, count: C)
-        let rm = runningMean.value.data, rv = runningVar.value.data
-        switch mode {
-        case .train:
-            var variance = [Double](repeating: 0, count: C)
-            mean.withUnsafeMutableBufferPointer { m in
-                variance.withUnsafeMutableBufferPointer { v in
-                    batchNormStatistics(mean: m.baseAddress!, variance: v.baseAddress!, x: x.data, N: N, C: C, HW: HW, b: b)
+        withUnsafeMutablePointers(runningMean.value, runningVar.value) { rm, rv in
+            switch mode {
+            case .train:
+                var variance = [Double](repeating: 0, count: C)
+                mean.withUnsafeMutableBufferPointer { m in
+                    variance.withUnsafeMutableBufferPointer { v in
+                        x.withUnsafeMutablePointer { x in
+                            batchNormStatistics(mean: m.baseAddress!, variance: v.baseAddress!, x: x, N: N, C: C, HW: HW, b: b)
+                        }
+                    }
+                }
+                let M = Double(N * HW)
+                // PyTorch raises for M = 1; here the running variance then takes the biased estimate (0).
+                let unbiased = M > 1 ? M / (M - 1) : 1
+                for c in 0..<C {
+                    invStd[c] = 1 / (variance[c] + eps).squareRoot()
+                    rm[c] = Float(momentum * mean[c] + (1 - momentum) * Double(rm[c]))
+                    rv[c] = Float(momentum * variance[c] * unbiased + (1 - momentum) * Double(rv[c]))
+                }
+                numBatchesTracked.value[0] += 1
+            case .eval:
+                for c in 0..<C {
+                    mean[c] = Double(rm[c])
+                    invStd[c] = 1 / (Double(rv[c]) + eps).squareRoot()
                 }
             }
-            let M = Double(N * HW)
-            // PyTorch raises for M = 1; here the running variance then takes the biased estimate (0).
-            let unbiased = M > 1 ? M / (M - 1) : 1
-            for c in 0..<C {
-                invStd[c] = 1 / (variance[c] + eps).squareRoot()
-                rm[c] = Float(momentum * mean[c] + (1 - momentum) * Double(rm[c]))
-                rv[c] = Float(momentum * variance[c] * unbiased + (1 - momentum) * Double(rv[c]))
-            }
-            numBatchesTracked.value.data[0] += 1
-        case .eval:
-            for c in 0..<C {
-                mean[c] = Double(rm[c])
-                invStd[c] = 1 / (Double(rv[c]) + eps).squareRoot()
-            }
         }
-        let gamma = weight.value.data, beta = bias.value.data
         var scale = [Float](repeating: 0, count: C), shift = [Float](repeating: 0, count: C)
-        for c in 0..<C {
-            let alpha = Double(gamma[c]) * invStd[c]
-            scale[c] = Float(alpha)
-            shift[c] = Float(Double(beta[c]) - mean[c] * alpha)
+        withUnsafeMutablePointers(weight.value, bias.value) { gamma, beta in
+            for c in 0..<C {
+                let alpha = Double(gamma[c]) * invStd[c]
+                scale[c] = Float(alpha)
+                shift[c] = Float(Double(beta[c]) - mean[c] * alpha)
+            }
         }
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        batchNormApply(y: y.data, x: x.data, scale: scale, shift: shift, N: N, C: C, HW: HW, b: b)
+        withUnsafeMutablePointers(y, x) { y, x in
+            batchNormApply(y: y, x: x, scale: scale, shift: shift, N: N, C: C, HW: HW, b: b)
+        }
         savedInput = x
         savedN = N; savedHW = HW; savedBlock = b
         savedMean = mean.map { Float($0) }
@@ -130,34 +136,38 @@ final class BatchNormCore {
         var sumDy = [Double](repeating: 0, count: C), sumDyXmu = [Double](repeating: 0, count: C)
         sumDy.withUnsafeMutableBufferPointer { s0 in
             sumDyXmu.withUnsafeMutableBufferPointer { s1 in
-                batchNormBackwardReduce(sumDy: s0.baseAddress!, sumDyXmu: s1.baseAddress!, dy: dy.data, x: x.data,
-                                        mean: savedMean, N: N, C: C, HW: HW, b: b)
+                withUnsafeMutablePointers(dy, x) { dy, x in
+                    batchNormBackwardReduce(sumDy: s0.baseAddress!, sumDyXmu: s1.baseAddress!, dy: dy, x: x,
+                                            mean: savedMean, N: N, C: C, HW: HW, b: b)
+                }
             }
         }
-        let gamma = weight.value.data, dgamma = weight.grad.data, dbeta = bias.grad.data
         let M = Double(N * HW)
         var dyScale = [Float](repeating: 0, count: C)
         var xScale = [Float](repeating: 0, count: C)
         var shift = [Float](repeating: 0, count: C)
-        for c in 0..<C {
-            let s = savedInvStd[c]
-            dgamma[c] += Float(sumDyXmu[c] * s)
-            dbeta[c] += Float(sumDy[c])
-            let a = Double(gamma[c]) * s
-            dyScale[c] = Float(a)
-            if savedTrain {
-                let k = -a * s * s * sumDyXmu[c] / M
-                xScale[c] = Float(k)
-                shift[c] = Float(-a * sumDy[c] / M - k * Double(savedMean[c]))
+        withUnsafeMutablePointers(weight.value, weight.grad, bias.grad) { gamma, dgamma, dbeta in
+            for c in 0..<C {
+                let s = savedInvStd[c]
+                dgamma[c] += Float(sumDyXmu[c] * s)
+                dbeta[c] += Float(sumDy[c])
+                let a = Double(gamma[c]) * s
+                dyScale[c] = Float(a)
+                if savedTrain {
+                    let k = -a * s * s * sumDyXmu[c] / M
+                    xScale[c] = Float(k)
+                    shift[c] = Float(-a * sumDy[c] / M - k * Double(savedMean[c]))
+                }
             }
         }
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        defer { withExtendedLifetime(dy) {} }
-        if savedTrain {
-            batchNormBackwardInput(dx: dx.data, dy: dy.data, x: x.data, dyScale: dyScale, xScale: xScale, shift: shift,
-                                   N: N, C: C, HW: HW, b: b)
-        } else {
-            batchNormApply(y: dx.data, x: dy.data, scale: dyScale, shift: shift, N: N, C: C, HW: HW, b: b)
+        withUnsafeMutablePointers(dx, dy, x) { dx, dy, x in
+            if savedTrain {
+                batchNormBackwardInput(dx: dx, dy: dy, x: x, dyScale: dyScale, xScale: xScale, shift: shift,
+                                       N: N, C: C, HW: HW, b: b)
+            } else {
+                batchNormApply(y: dx, x: dy, scale: dyScale, shift: shift, N: N, C: C, HW: HW, b: b)
+            }
         }
         return dx
     }

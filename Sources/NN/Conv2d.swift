@@ -51,8 +51,8 @@ public final class Conv2d: Layer {
     /// U(±1/√fan_in) for the bias, with fan_in = (C/groups)·k·k. Draws the weight in storage order, then the bias.
     public func resetParameters(rng: inout RNG) {
         let bound = 1 / Float((inputChannels / groups) * kernelSize * kernelSize).squareRoot()
-        for i in 0..<weight.count { weight.value.data[i] = rng.uniform(-bound, bound) }
-        if let bias { for i in 0..<bias.count { bias.value.data[i] = rng.uniform(-bound, bound) } }
+        weight.value.withUnsafeMutablePointer { w in for i in 0..<weight.count { w[i] = rng.uniform(-bound, bound) } }
+        if let bias { bias.value.withUnsafeMutablePointer { b in for i in 0..<bias.count { b[i] = rng.uniform(-bound, bound) } } }
     }
 
     /// Multiply-accumulates of one forward pass for one image of the given size.
@@ -78,7 +78,10 @@ public final class Conv2d: Layer {
         let g = geometry(of: x)
         let yBlock = convOutputBlock(g, bias: bias != nil)
         let y = Tensor(shape: g.outputShape, layout: yBlock == 1 ? .plain : .blocked(yBlock), zeroed: false)
-        convForward(y.data, yBlock: yBlock, x.data, xBlock: x.layout.block, weight.value.data, bias?.value.data, g)
+        let xBlock = x.layout.block
+        withOptionalUnsafeMutablePointer(bias?.value) { b in
+            withUnsafeMutablePointers(y, x, weight.value) { y, x, w in convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g) }
+        }
         savedInput = mode == .train ? x : nil
         return y
     }
@@ -87,12 +90,18 @@ public final class Conv2d: Layer {
         guard let x = savedInput else { preconditionFailure("Conv2d backward without a training forward") }
         let g = geometry(of: x)
         precondition(dy.shape == g.outputShape, "Conv2d backward: dy \(dy.shape), expected \(g.outputShape)")
-        convBackwardWeights(weight.grad.data, bias?.grad.data, x.data, xBlock: x.layout.block,
-                            dy.data, dyBlock: dy.layout.block, g)
+        let xBlock = x.layout.block, dyBlock = dy.layout.block
+        withOptionalUnsafeMutablePointer(bias?.grad) { db in
+            withUnsafeMutablePointers(weight.grad, x, dy) { dw, x, dy in
+                convBackwardWeights(dw, db, x, xBlock: xBlock, dy, dyBlock: dyBlock, g)
+            }
+        }
         savedInput = nil
         if !propagatesInputGradient { return Tensor(shape: [0]) }
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        convBackwardData(dx.data, dxBlock: x.layout.block, dy.data, dyBlock: dy.layout.block, weight.value.data, g)
+        withUnsafeMutablePointers(dx, dy, weight.value) { dx, dy, w in
+            convBackwardData(dx, dxBlock: xBlock, dy, dyBlock: dyBlock, w, g)
+        }
         return dx
     }
 

@@ -35,19 +35,20 @@ public struct CrossEntropyLoss {
         let off = eps / Double(c)
         let on = 1 - eps + off
         let dLogits = Tensor(shape: [n, c], zeroed: false)
-        let z = logits.data, dz = dLogits.data
         var total = 0.0
-        for row in 0..<n {
-            let y = Int(labels[row])
-            precondition(y >= 0 && y < c, "label \(y) at row \(row) outside 0..<\(c)")
-            let zr = z + row * c, dzr = dz + row * c
-            let lse = lossLogSumExp(zr, c)
-            var sumZ = 0.0
-            for j in 0..<c { sumZ += Double(zr[j]) }
-            total += lse - (1 - eps) * Double(zr[y]) - off * sumZ
-            for j in 0..<c {
-                let p = exp(Double(zr[j]) - lse)
-                dzr[j] = Float((p - (j == y ? on : off)) / Double(n))
+        withUnsafeMutablePointers(logits, dLogits) { z, dz in
+            for row in 0..<n {
+                let y = Int(labels[row])
+                precondition(y >= 0 && y < c, "label \(y) at row \(row) outside 0..<\(c)")
+                let zr = z + row * c, dzr = dz + row * c
+                let lse = lossLogSumExp(zr, c)
+                var sumZ = 0.0
+                for j in 0..<c { sumZ += Double(zr[j]) }
+                total += lse - (1 - eps) * Double(zr[y]) - off * sumZ
+                for j in 0..<c {
+                    let p = exp(Double(zr[j]) - lse)
+                    dzr[j] = Float((p - (j == y ? on : off)) / Double(n))
+                }
             }
         }
         return (total / Double(max(n, 1)), dLogits)
@@ -87,18 +88,20 @@ public func topKCorrect(_ logits: Tensor, labels: [Int32], k: Int) -> Int {
     let n = logits.shape[0], c = logits.shape[1]
     precondition(labels.count == n, "\(labels.count) labels for logits \(logits.shape)")
     var correct = 0
-    for row in 0..<n {
-        let y = Int(labels[row])
-        precondition(y >= 0 && y < c, "label \(y) at row \(row) outside 0..<\(c)")
-        let zr = logits.data + row * c
-        let zy = zr[y]
-        if zy.isNaN { continue }
-        var rank = 0
-        for j in 0..<c where j != y {
-            let v = zr[j]
-            if v > zy || v.isNaN || (v == zy && j < y) { rank += 1 }
+    logits.withUnsafeMutablePointer { z in
+        for row in 0..<n {
+            let y = Int(labels[row])
+            precondition(y >= 0 && y < c, "label \(y) at row \(row) outside 0..<\(c)")
+            let zr = z + row * c
+            let zy = zr[y]
+            if zy.isNaN { continue }
+            var rank = 0
+            for j in 0..<c where j != y {
+                let v = zr[j]
+                if v > zy || v.isNaN || (v == zy && j < y) { rank += 1 }
+            }
+            if rank < k { correct += 1 }
         }
-        if rank < k { correct += 1 }
     }
     return correct
 }

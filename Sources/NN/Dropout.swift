@@ -26,10 +26,10 @@ public final class Dropout: Layer {
         let keep = 1 - probability
         let scale: Float = keep > 0 ? 1 / keep : 0
         let mask = Tensor(shape: x.shape, layout: .plain, zeroed: false)
-        for i in 0..<mask.count { mask.data[i] = rng.uniform() < keep ? scale : 0 }
+        mask.withUnsafeMutablePointer { p in for i in 0..<mask.count { p[i] = rng.uniform() < keep ? scale : 0 } }
         let m = x.shape.count == 4 ? mask.toLayout(x.layout) : mask
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        multiplyForward(y: y.data, a: x.data, b: m.data, count: x.count)
+        withUnsafeMutablePointers(y, x, m) { [n = x.count] y, x, m in multiplyForward(y: y, a: x, b: m, count: n) }
         savedMask = m
         return y
     }
@@ -39,7 +39,7 @@ public final class Dropout: Layer {
         precondition(dy.shape == m.shape, "Dropout backward: dy \(dy.shape) vs mask \(m.shape)")
         let g = dy.toLayout(m.layout)
         let dx = Tensor(shape: m.shape, layout: m.layout, zeroed: false)
-        withExtendedLifetime(g) { multiplyForward(y: dx.data, a: g.data, b: m.data, count: m.count) }
+        withUnsafeMutablePointers(dx, g, m) { [n = m.count] dx, g, m in multiplyForward(y: dx, a: g, b: m, count: n) }
         return dx
     }
 }

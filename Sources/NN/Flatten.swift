@@ -16,7 +16,7 @@ public final class Flatten: Layer {
         if x.layout == .plain || x.shape.count == 4 && x.shape[2] * x.shape[3] == 1 {
             // With H·W = 1, nChw{b}c storage is already in NCHW order.
             let y = Tensor(shape: flat, layout: .plain, zeroed: false)
-            y.data.update(from: x.data, count: x.count)
+            y.copyElements(from: x)
             return y
         }
         return x.toLayout(.plain).reshaped(flat)
@@ -29,7 +29,7 @@ public final class Flatten: Layer {
                      "Flatten backward: dy \(dyAny.shape) \(dyAny.layout), expected \(count) plain values")
         let dx = Tensor(shape: savedInputShape, layout: savedLayout == .plain || savedInputShape.count == 4
                         && savedInputShape[2] * savedInputShape[3] == 1 ? savedLayout : .plain, zeroed: false)
-        dx.data.update(from: dyAny.data, count: count)
+        dx.copyElements(from: dyAny)
         return dx.toLayout(savedLayout)
     }
 }

@@ -32,17 +32,19 @@ public struct KLDivergenceLoss {
         var logPs = [Double](repeating: 0, count: c)
         var logPt = [Double](repeating: 0, count: c)
         var total = 0.0
-        for row in 0..<b {
-            scaledLogSoftmax(&logPs, student.data + row * c, c, t)
-            scaledLogSoftmax(&logPt, teacher.data + row * c, c, t)
-            let dzr = dStudent.data + row * c
-            var sum = 0.0
-            for j in 0..<c {
-                let pt = exp(logPt[j])
-                if pt > 0 { sum += pt * (logPt[j] - logPs[j]) }
-                dzr[j] = Float(gradScale * (exp(logPs[j]) - pt))
+        withUnsafeMutablePointers(student, teacher, dStudent) { zs, zt, dz in
+            for row in 0..<b {
+                scaledLogSoftmax(&logPs, zs + row * c, c, t)
+                scaledLogSoftmax(&logPt, zt + row * c, c, t)
+                let dzr = dz + row * c
+                var sum = 0.0
+                for j in 0..<c {
+                    let pt = exp(logPt[j])
+                    if pt > 0 { sum += pt * (logPt[j] - logPs[j]) }
+                    dzr[j] = Float(gradScale * (exp(logPs[j]) - pt))
+                }
+                total += sum
             }
-            total += sum
         }
         return (total * t * t / Double(max(b, 1)), dStudent)
     }

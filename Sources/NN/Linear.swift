@@ -31,8 +31,8 @@ public final class Linear: Layer {
     /// the bias. Draws the weight in storage order, then the bias.
     public func resetParameters(rng: inout RNG) {
         let bound = 1 / Float(inputFeatures).squareRoot()
-        for i in 0..<weight.count { weight.value.data[i] = rng.uniform(-bound, bound) }
-        if let bias { for i in 0..<bias.count { bias.value.data[i] = rng.uniform(-bound, bound) } }
+        weight.value.withUnsafeMutablePointer { w in for i in 0..<weight.count { w[i] = rng.uniform(-bound, bound) } }
+        if let bias { bias.value.withUnsafeMutablePointer { b in for i in 0..<bias.count { b[i] = rng.uniform(-bound, bound) } } }
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
@@ -41,11 +41,15 @@ public final class Linear: Layer {
                      "(add a Flatten before it), got \(x)")
         let n = x.shape[0]
         let y = Tensor(shape: [n, outputFeatures], zeroed: false)
-        sgemm(y.data, x.data, transA: false, weight.value.data, transB: true, m: n, n: outputFeatures, k: inputFeatures)
+        withUnsafeMutablePointers(y, x, weight.value) { y, x, w in
+            sgemm(y, x, transA: false, w, transB: true, m: n, n: outputFeatures, k: inputFeatures)
+        }
         if let bias {
-            for i in 0..<n {
-                let row = y.data + i * outputFeatures
-                for j in 0..<outputFeatures { row[j] += bias.value.data[j] }
+            withUnsafeMutablePointers(y, bias.value) { y, b in
+                for i in 0..<n {
+                    let row = y + i * outputFeatures
+                    for j in 0..<outputFeatures { row[j] += b[j] }
+                }
             }
         }
         savedInput = mode == .train ? x : nil
@@ -57,16 +61,21 @@ public final class Linear: Layer {
         let n = x.shape[0]
         precondition(dy.layout == .plain && dy.shape == [n, outputFeatures],
                      "Linear backward: dy \(dy), expected plain [\(n), \(outputFeatures)]")
-        sgemm(weight.grad.data, dy.data, transA: true, x.data, transB: false,
-              m: outputFeatures, n: inputFeatures, k: n, beta: 1)
+        withUnsafeMutablePointers(weight.grad, dy, x) { dw, dy, x in
+            sgemm(dw, dy, transA: true, x, transB: false, m: outputFeatures, n: inputFeatures, k: n, beta: 1)
+        }
         if let bias {
-            for i in 0..<n {
-                let row = dy.data + i * outputFeatures
-                for j in 0..<outputFeatures { bias.grad.data[j] += row[j] }
+            withUnsafeMutablePointers(dy, bias.grad) { dy, db in
+                for i in 0..<n {
+                    let row = dy + i * outputFeatures
+                    for j in 0..<outputFeatures { db[j] += row[j] }
+                }
             }
         }
         let dx = Tensor(shape: [n, inputFeatures], zeroed: false)
-        sgemm(dx.data, dy.data, transA: false, weight.value.data, transB: false, m: n, n: inputFeatures, k: outputFeatures)
+        withUnsafeMutablePointers(dx, dy, weight.value) { dx, dy, w in
+            sgemm(dx, dy, transA: false, w, transB: false, m: n, n: inputFeatures, k: outputFeatures)
+        }
         savedInput = nil
         return dx
     }

@@ -42,11 +42,12 @@ public final class MaxPool2d: Layer {
         let Ho = outputLength(H), Wo = outputLength(W)
         let y = Tensor(shape: [N, C, Ho, Wo], layout: x.layout, zeroed: false)
         var argmax = [Int32](repeating: 0, count: y.count)
-        argmax.withUnsafeMutableBufferPointer { a in
-            maxPool2dForward(y: y.data, argmax: a.baseAddress!, x: x.data, N: N, C: C, H: H, W: W, b: x.layout.block,
+        let b = x.layout.block
+        withUnsafeMutablePointers(y, x) { y, x in argmax.withUnsafeMutableBufferPointer { a in
+            maxPool2dForward(y: y, argmax: a.baseAddress!, x: x, N: N, C: C, H: H, W: W, b: b,
                              Ho: Ho, Wo: Wo, kH: kernelSize, kW: kernelSize, sH: stride, sW: stride,
                              pH: padding, pW: padding)
-        }
+        } }
         savedInputShape = x.shape
         savedLayout = x.layout
         savedArgmax = argmax
@@ -60,8 +61,8 @@ public final class MaxPool2d: Layer {
         precondition(dyAny.shape == [N, C, Ho, Wo], "MaxPool2d backward: dy \(dyAny.shape), expected \([N, C, Ho, Wo])")
         let dy = dyAny.toLayout(savedLayout)
         let dx = Tensor(shape: savedInputShape, layout: savedLayout, zeroed: false)
-        withExtendedLifetime(dy) {
-            maxPool2dBackward(dx: dx.data, dy: dy.data, argmax: savedArgmax, N: N, C: C, H: H, W: W, b: savedLayout.block,
+        withUnsafeMutablePointers(dx, dy) { dx, dy in
+            maxPool2dBackward(dx: dx, dy: dy, argmax: savedArgmax, N: N, C: C, H: H, W: W, b: savedLayout.block,
                               Ho: Ho, Wo: Wo)
         }
         return dx

@@ -41,7 +41,7 @@ public struct OptimizerState: Equatable {
         for (k, x) in a.tensors {
             let y = b.tensors[k]!
             guard x.shape == y.shape, x.count == y.count else { return false }
-            for i in 0..<x.count where x.data[i].bitPattern != y.data[i].bitPattern { return false }
+            guard x.array.map(\.bitPattern) == y.array.map(\.bitPattern) else { return false }
         }
         return true
     }

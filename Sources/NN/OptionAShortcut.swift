@@ -35,8 +35,10 @@ public final class OptionAShortcut: Layer {
         let outLayout: Layout = outputChannels % b == 0 ? x.layout : .plain
         let Ho = (H + stride - 1) / stride, Wo = (W + stride - 1) / stride
         let y = Tensor(shape: [N, outputChannels, Ho, Wo], layout: outLayout, zeroed: false)
-        optionAShortcutForward(y: y.data, x: x.data, N: N, Cin: inputChannels, H: H, W: W, bi: b,
-                               Cout: outputChannels, bo: outLayout.block, stride: stride, pad: pad)
+        withUnsafeMutablePointers(y, x) { y, x in
+            optionAShortcutForward(y: y, x: x, N: N, Cin: inputChannels, H: H, W: W, bi: b,
+                                   Cout: outputChannels, bo: outLayout.block, stride: stride, pad: pad)
+        }
         savedInputShape = x.shape
         savedInputLayout = x.layout
         savedOutputLayout = outLayout
@@ -51,8 +53,8 @@ public final class OptionAShortcut: Layer {
                      "OptionAShortcut backward: dy \(dyAny.shape), expected \([N, outputChannels, Ho, Wo])")
         let dy = dyAny.toLayout(savedOutputLayout)
         let dx = Tensor(shape: savedInputShape, layout: savedInputLayout, zeroed: false)
-        withExtendedLifetime(dy) {
-            optionAShortcutBackward(dx: dx.data, dy: dy.data, N: N, Cin: inputChannels, H: H, W: W,
+        withUnsafeMutablePointers(dx, dy) { dx, dy in
+            optionAShortcutBackward(dx: dx, dy: dy, N: N, Cin: inputChannels, H: H, W: W,
                                     bi: savedInputLayout.block, Cout: outputChannels, bo: savedOutputLayout.block,
                                     stride: stride, pad: pad)
         }

@@ -10,7 +10,7 @@ public final class ReLU6: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        relu6Forward(y: y.data, x: x.data, count: x.count)
+        withUnsafeMutablePointers(y, x) { [n = x.count] y, x in relu6Forward(y: y, x: x, count: n) }
         savedOutput = y
         return y
     }
@@ -20,7 +20,7 @@ public final class ReLU6: Layer {
         precondition(dyAny.shape == y.shape, "ReLU6 backward: dy \(dyAny.shape) vs y \(y.shape)")
         let dy = dyAny.toLayout(y.layout)
         let dx = Tensor(shape: y.shape, layout: y.layout, zeroed: false)
-        withExtendedLifetime(dy) { relu6Backward(dx: dx.data, dy: dy.data, y: y.data, count: y.count) }
+        withUnsafeMutablePointers(dx, dy, y) { [n = y.count] dx, dy, y in relu6Backward(dx: dx, dy: dy, y: y, count: n) }
         return dx
     }
 }

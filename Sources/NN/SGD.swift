@@ -45,10 +45,12 @@ public final class SGD: Optimizer {
                     if buffers[g][i] == nil { buffers[g][i] = Tensor(shape: param.shape, zeroed: false) }
                 }
                 let buf = buffers[g][i]
-                withExtendedLifetime((param.value, param.grad, buf)) {
-                    sgdStep(p: param.value.data, buf: buf?.data, grad: param.grad.data, count: param.count,
-                            lr: Float(group.lr), weightDecay: Float(group.weightDecay), momentum: Float(momentum),
-                            nesterov: nesterov, mode: mode)
+                withOptionalUnsafeMutablePointer(buf) { b in
+                    withUnsafeMutablePointers(param.value, param.grad) { p, g in
+                        sgdStep(p: p, buf: b, grad: g, count: param.count,
+                                lr: Float(group.lr), weightDecay: Float(group.weightDecay), momentum: Float(momentum),
+                                nesterov: nesterov, mode: mode)
+                    }
                 }
             }
         }

@@ -62,7 +62,7 @@ extension Layer {
         for e in entries {
             guard let src = stateDict[e.name] else { continue }
             let s = src.layout == e.tensor.layout ? src : src.toLayout(e.tensor.layout)
-            if s.data != e.tensor.data { e.tensor.data.update(from: s.data, count: e.tensor.count) }
+            if s !== e.tensor { e.tensor.copyElements(from: s) }
         }
     }
 }

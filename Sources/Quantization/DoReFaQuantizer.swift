@@ -74,28 +74,28 @@ public final class DoReFaQuantizer: Quantizer {
         observerEnabled = observerFlag()
     }
 
-    public var isCalibrated: Bool { observerEnabled.value.data[0] == 0 }
+    public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
-    public var scaleValue: Float { scale.value.data[0] }
+    public var scaleValue: Float { scale.value[0] }
     public var statePrefix: String? { mqbenchStatePrefix(role) }
     public var curveDefaults: QuantizerCurveDefaults { QuantizerCurveDefaults(from: -2, to: 2) }
 
     /// The tanh normalisation: returns (t = tanh x, Y = t/(max|t| + 1e-5), max|t|, divisor).
     private func normalise(_ x: Tensor) -> (t: Tensor, y: Tensor, max: Float, divisor: Float) {
         let t = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        let m = tanhAbsMaxForward(t: t.data, x: x.data, count: x.count)
+        let m = withUnsafeMutablePointers(t, x) { [n = x.count] t, x in tanhAbsMaxForward(t: t, x: x, count: n) }
         let d = m + DoReFaQuantizer.epsilon
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        divideByScalar(y: y.data, x: t.data, divisor: d, count: x.count)
+        withUnsafeMutablePointers(y, t) { [n = x.count] y, t in divideByScalar(y: y, x: t, divisor: d, count: n) }
         return (t, y, m, d)
     }
 
     /// Sets s from the normalised tensor Y (MinMax observer, symmetric).
     private func observe(_ y: Tensor) {
         let (lo, hi) = y.count == 0 ? (0, 0) : tensorMinMax(y)
-        scale.value.data[0] = minMaxSymmetricScale(min: lo, max: hi, grid: grid)
-        zeroPoint.value.data[0] = 0
-        observerEnabled.value.data[0] = 0
+        scale.value[0] = minMaxSymmetricScale(min: lo, max: hi, grid: grid)
+        zeroPoint.value[0] = 0
+        observerEnabled.value[0] = 0
     }
 
     public func calibrate(_ x: Tensor) { _ = calibrationForward(x) }
@@ -113,8 +113,9 @@ public final class DoReFaQuantizer: Quantizer {
         if !isCalibrated { observe(n.y) }
         let s = scaleValue
         let out = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        fakeQuantizeForward(y: out.data, x: n.y.data, count: x.count, scale: s,
-                            quantMin: grid.quantMin, quantMax: grid.quantMax)
+        withUnsafeMutablePointers(out, n.y) { [count = x.count, grid] out, y in
+            fakeQuantizeForward(y: out, x: y, count: count, scale: s, quantMin: grid.quantMin, quantMax: grid.quantMax)
+        }
         if mode == .train {
             savedTanh = n.t
             savedMax = n.max
@@ -132,8 +133,8 @@ public final class DoReFaQuantizer: Quantizer {
         precondition(dy.shape == t.shape, "DoReFaQuantizer backward: dy \(dy.shape), input \(t.shape)")
         let g = dy.toLayout(t.layout)
         let dx = Tensor(shape: t.shape, layout: t.layout, zeroed: false)
-        withExtendedLifetime(g) {
-            doReFaBackward(dx: dx.data, dy: g.data, t: t.data, count: t.count, maxAbs: savedMax, divisor: savedDivisor,
+        withUnsafeMutablePointers(dx, g, t) { [count = t.count] dx, g, t in
+            doReFaBackward(dx: dx, dy: g, t: t, count: count, maxAbs: savedMax, divisor: savedDivisor,
                            scale: savedScale, quantMin: grid.quantMin, quantMax: grid.quantMax)
         }
         return dx

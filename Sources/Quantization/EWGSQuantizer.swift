@@ -64,12 +64,12 @@ public final class EWGSQuantizer: Quantizer {
 
     /// δ of the EWGS backward.
     public var delta: Float {
-        get { scalingFactor.value.data[0] }
-        set { scalingFactor.value.data[0] = newValue }
+        get { scalingFactor.value[0] }
+        set { scalingFactor.value[0] = newValue }
     }
 
     /// Calibrated once the interval is non-empty (also true after loading a checkpoint).
-    public var isCalibrated: Bool { upper.value.data[0] != lower.value.data[0] }
+    public var isCalibrated: Bool { upper.value[0] != lower.value[0] }
 
     public var curveDefaults: QuantizerCurveDefaults {
         switch role {
@@ -79,28 +79,29 @@ public final class EWGSQuantizer: Quantizer {
     }
 
     public func calibrate(_ x: Tensor) {
-        let stats = tensorStatistics(x.data, count: x.count)
+        let stats = x.withUnsafeMutablePointer { tensorStatistics($0, count: x.count) }
         // PyTorch computes these in float32: std() is a float32 tensor, the Python constants are applied to it.
         let std = Float(stats.std)
         switch role {
         case .weight:
-            upper.value.data[0] = std * 3
-            lower.value.data[0] = -std * 3
+            upper.value[0] = std * 3
+            lower.value[0] = -std * 3
         case .activation:
             let u = std / Float((1 - 2 / Double.pi).squareRoot()) * 3
-            upper.value.data[0] = u
-            lower.value.data[0] = stats.min
-            upperT?.value.data[0] = u
-            lowerT?.value.data[0] = stats.min
+            upper.value[0] = u
+            lower.value[0] = stats.min
+            upperT?.value[0] = u
+            lowerT?.value[0] = stats.min
         }
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         if !isCalibrated { calibrate(x) }
-        let l = lower.value.data[0], u = upper.value.data[0]
+        let l = lower.value[0], u = upper.value[0]
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        intervalQuantizeForward(y: y.data, x: x.data, count: x.count, lower: l, upper: u, levels: levels,
-                                signed: role == .weight)
+        withUnsafeMutablePointers(y, x) { [count = x.count, signed = role == .weight] y, x in
+            intervalQuantizeForward(y: y, x: x, count: count, lower: l, upper: u, levels: levels, signed: signed)
+        }
         if mode == .train {
             savedInput = x
             savedInterval = (l, u)
@@ -119,12 +120,12 @@ public final class EWGSQuantizer: Quantizer {
         precondition(dy.shape == x.shape, "EWGSQuantizer backward: dy \(dy.shape), input \(x.shape)")
         let g = dy.toLayout(x.layout)
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        let sums = withExtendedLifetime(g) {
-            intervalQuantizeBackward(dx: dx.data, dy: g.data, x: x.data, count: x.count, lower: l, upper: u,
+        let sums = withUnsafeMutablePointers(dx, g, x) { [count = x.count] dx, g, x in
+            intervalQuantizeBackward(dx: dx, dy: g, x: x, count: count, lower: l, upper: u,
                                      levels: levels, gain: role == .weight ? 2 : 1, delta: delta)
         }
-        upper.grad.data[0] += Float(-sums.dxTimesN)
-        lower.grad.data[0] += Float(sums.dxTimesN - sums.dx)
+        upper.grad[0] += Float(-sums.dxTimesN)
+        lower.grad[0] += Float(sums.dxTimesN - sums.dx)
         savedInput = nil
         savedInterval = nil
         return dx

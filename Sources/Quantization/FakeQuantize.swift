@@ -40,13 +40,15 @@ public func minMaxSymmetricScale(min minValue: Float, max maxValue: Float, grid:
 
 /// (min, max) of a tensor (any layout).
 func tensorMinMax(_ x: Tensor) -> (min: Float, max: Float) {
-    minMaxReduce(x: x.data, count: x.count)
+    x.withUnsafeMutablePointer { minMaxReduce(x: $0, count: x.count) }
 }
 
 /// Fake-quantized copy of `x` on `grid` with scale `scale` and zero point 0 (same shape and layout).
 func fakeQuantized(_ x: Tensor, scale: Float, grid: SignedGrid) -> Tensor {
     let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-    fakeQuantizeForward(y: y.data, x: x.data, count: x.count, scale: scale, quantMin: grid.quantMin, quantMax: grid.quantMax)
+    withUnsafeMutablePointers(y, x) { [count = x.count] y, x in
+        fakeQuantizeForward(y: y, x: x, count: count, scale: scale, quantMin: grid.quantMin, quantMax: grid.quantMax)
+    }
     return y
 }
 
@@ -56,8 +58,8 @@ func fakeQuantizeGradient(_ dy: Tensor, x: Tensor, scale: Float, grid: SignedGri
     precondition(dy.shape == x.shape, "fake-quant backward: dy \(dy.shape), input \(x.shape)")
     let g = dy.toLayout(x.layout)
     let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-    withExtendedLifetime(g) {
-        fakeQuantizeBackward(dx: dx.data, dy: g.data, x: x.data, count: x.count, scale: scale,
+    withUnsafeMutablePointers(dx, g, x) { [count = x.count] dx, g, x in
+        fakeQuantizeBackward(dx: dx, dy: g, x: x, count: count, scale: scale,
                              quantMin: grid.quantMin, quantMax: grid.quantMax)
     }
     return dx

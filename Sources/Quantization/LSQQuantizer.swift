@@ -61,9 +61,9 @@ public final class LSQQuantizer: Quantizer {
         observerEnabled = observerFlag()
     }
 
-    public var isCalibrated: Bool { observerEnabled.value.data[0] == 0 }
+    public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
-    public var scaleValue: Float { scale.value.data[0] }
+    public var scaleValue: Float { scale.value[0] }
     public var statePrefix: String? { mqbenchStatePrefix(role) }
     public var curveDefaults: QuantizerCurveDefaults {
         QuantizerCurveDefaults(parameters: ["scale": 0.25, "observer_enabled": 0], from: -2.5, to: 2.5)
@@ -78,18 +78,18 @@ public final class LSQQuantizer: Quantizer {
 
     /// MQBench's calibration pass (observer on, fake-quant off): s = 2·mean|x|/√qmax, z = 0; returns x.
     public func calibrationForward(_ x: Tensor) -> Tensor {
-        let mean = x.count == 0 ? 0 : Float(absSumReduce(x: x.data, count: x.count) / Double(x.count))
-        scale.value.data[0] = (2 * mean) / Float(Double(grid.quantMax).squareRoot())
-        zeroPoint.value.data[0] = 0
-        observerEnabled.value.data[0] = 0
+        let mean = x.count == 0 ? 0 : Float(x.withUnsafeMutablePointer { absSumReduce(x: $0, count: x.count) } / Double(x.count))
+        scale.value[0] = (2 * mean) / Float(Double(grid.quantMax).squareRoot())
+        zeroPoint.value[0] = 0
+        observerEnabled.value[0] = 0
         return x
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         if !isCalibrated { calibrate(x) }
-        let s = Swift.max(abs(scale.value.data[0]), float32Epsilon)
-        scale.value.data[0] = s
-        zeroPoint.value.data[0] = 0
+        let s = Swift.max(abs(scale.value[0]), float32Epsilon)
+        scale.value[0] = s
+        zeroPoint.value[0] = 0
         let y = fakeQuantized(x, scale: s, grid: grid)
         if mode == .train {
             savedInput = x
@@ -107,12 +107,12 @@ public final class LSQQuantizer: Quantizer {
         precondition(dy.shape == x.shape, "LSQQuantizer backward: dy \(dy.shape), input \(x.shape)")
         let g = dy.toLayout(x.layout)
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        let sums = withExtendedLifetime(g) {
-            learnableFakeQuantizeBackward(dx: dx.data, dy: g.data, x: x.data, count: x.count, scale: savedScale,
+        let sums = withUnsafeMutablePointers(dx, g, x) { [count = x.count] dx, g, x in
+            learnableFakeQuantizeBackward(dx: dx, dy: g, x: x, count: count, scale: savedScale,
                                           quantMin: grid.quantMin, quantMax: grid.quantMax, gradFactor: savedGradFactor)
         }
-        scale.grad.data[0] += Float(sums.dScale)
-        zeroPoint.grad.data[0] += Float(sums.dZeroPoint)
+        scale.grad[0] += Float(sums.dScale)
+        zeroPoint.grad[0] += Float(sums.dZeroPoint)
         return dx
     }
 

@@ -70,9 +70,9 @@ public final class PACTQuantizer: Quantizer {
         observerEnabled = observerFlag()
     }
 
-    public var isCalibrated: Bool { observerEnabled.value.data[0] == 0 }
+    public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
-    public var scaleValue: Float { scale.value.data[0] }
+    public var scaleValue: Float { scale.value[0] }
     public var statePrefix: String? { mqbenchStatePrefix(role) }
     public var curveDefaults: QuantizerCurveDefaults { QuantizerCurveDefaults(from: -8, to: 8) }
 
@@ -81,14 +81,15 @@ public final class PACTQuantizer: Quantizer {
     /// MQBench's calibration pass (observer on, fake-quant off): sets s and z from α and the sign of x, and
     /// returns x clipped at α (and at −α when the clipped x has negative values), not fake-quantized.
     public func calibrationForward(_ x: Tensor) -> Tensor {
-        let a = alpha.value.data[0]
+        let a = alpha.value[0]
         let clippedMin = x.count == 0 ? 0 : Swift.min(tensorMinMax(x).min, a)
         let symmetric = clippedMin < 0
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        pactClipForward(y: y.data, x: x.data, count: x.count, alpha: a, symmetric: symmetric)
-        scale.value.data[0] = minMaxSymmetricScale(min: symmetric ? -a : 0, max: a, grid: grid)
-        zeroPoint.value.data[0] = 0
-        observerEnabled.value.data[0] = 0
+        let count = x.count
+        withUnsafeMutablePointers(y, x) { y, x in pactClipForward(y: y, x: x, count: count, alpha: a, symmetric: symmetric) }
+        scale.value[0] = minMaxSymmetricScale(min: symmetric ? -a : 0, max: a, grid: grid)
+        zeroPoint.value[0] = 0
+        observerEnabled.value[0] = 0
         return y
     }
 

@@ -55,7 +55,10 @@ public final class QConv2d: QuantizedLayer {
     private func convolve(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
         let yBlock = convOutputBlock(g, bias: conv.bias != nil)
         let y = Tensor(shape: g.outputShape, layout: yBlock == 1 ? .plain : .blocked(yBlock), zeroed: false)
-        convForward(y.data, yBlock: yBlock, x.data, xBlock: x.layout.block, w.data, conv.bias?.value.data, g)
+        let xBlock = x.layout.block
+        withOptionalUnsafeMutablePointer(conv.bias?.value) { b in
+            withUnsafeMutablePointers(y, x, w) { y, x, w in convForward(y, yBlock: yBlock, x, xBlock: xBlock, w, b, g) }
+        }
         return y
     }
 
@@ -68,12 +71,10 @@ public final class QConv2d: QuantizedLayer {
         let wq = weightQuantizer?.calibrationForward(w) ?? w
         let xq = inputQuantizer?.calibrationForward(x) ?? x
         if let outputScale {
-            // Bound and kept alive: a temporary's storage may be freed as soon as `.data` is read.
             let yFull = convolve(x, w, g), yQuantized = convolve(xq, wq, g)
-            let (full, quantized) = withExtendedLifetime((yFull, yQuantized)) {
-                (tensorStatistics(yFull.data, count: yFull.count).meanAbs, tensorStatistics(yQuantized.data, count: yQuantized.count).meanAbs)
-            }
-            outputScale.value.data[0] = Float(full) / Float(quantized)
+            let full = yFull.withUnsafeMutablePointer { tensorStatistics($0, count: yFull.count).meanAbs }
+            let quantized = yQuantized.withUnsafeMutablePointer { tensorStatistics($0, count: yQuantized.count).meanAbs }
+            outputScale.value[0] = Float(full) / Float(quantized)
         }
         return (xq, wq)
     }
@@ -98,7 +99,8 @@ public final class QConv2d: QuantizedLayer {
         var y = y0
         if let outputScale {
             y = Tensor(shape: y0.shape, layout: y0.layout, zeroed: false)
-            withExtendedLifetime(y0) { scaleForward(y: y.data, x: y0.data, s: abs(outputScale.value.data[0]), count: y0.count) }
+            let s = abs(outputScale.value[0])
+            withUnsafeMutablePointers(y, y0) { [n = y0.count] y, y0 in scaleForward(y: y, x: y0, s: s, count: n) }
         }
         if mode == .train {
             savedQuantizedInput = xq
@@ -122,18 +124,22 @@ public final class QConv2d: QuantizedLayer {
         if let outputScale, let y0 = savedUnscaledOutput {
             let d = dy.toLayout(y0.layout)
             dyc = Tensor(shape: y0.shape, layout: y0.layout, zeroed: false)
-            let s = outputScale.value.data[0]
-            let sum = withExtendedLifetime((d, y0)) { scaleBackward(dx: dyc.data, dy: d.data, y0: y0.data, s: abs(s), count: y0.count) }
+            let s = outputScale.value[0]
+            let sum = withUnsafeMutablePointers(dyc, d, y0) { [n = y0.count] dyc, d, y0 in
+                scaleBackward(dx: dyc, dy: d, y0: y0, s: abs(s), count: n)
+            }
             let sign: Float = s > 0 ? 1 : (s < 0 ? -1 : 0)
-            outputScale.grad.data[0] += sign * Float(sum)
+            outputScale.grad[0] += sign * Float(sum)
         }
         let dwq = Tensor(shape: conv.weight.shape)
-        withExtendedLifetime((xq, dyc)) {
-            convBackwardWeights(dwq.data, conv.bias?.grad.data, xq.data, xBlock: xq.layout.block,
-                                dyc.data, dyBlock: dyc.layout.block, g)
+        let xBlock = xq.layout.block, dyBlock = dyc.layout.block
+        withOptionalUnsafeMutablePointer(conv.bias?.grad) { db in
+            withUnsafeMutablePointers(dwq, xq, dyc) { dwq, xq, dyc in
+                convBackwardWeights(dwq, db, xq, xBlock: xBlock, dyc, dyBlock: dyBlock, g)
+            }
         }
         let dw = weightQuantizer?.backward(dwq) ?? dwq
-        withExtendedLifetime(dw) { accumulate(y: conv.weight.grad.data, x: dw.data, count: dw.count) }
+        withUnsafeMutablePointers(conv.weight.grad, dw) { [n = dw.count] dW, dw in accumulate(y: dW, x: dw, count: n) }
         defer {
             savedQuantizedInput = nil
             savedQuantizedWeight = nil
@@ -141,8 +147,8 @@ public final class QConv2d: QuantizedLayer {
         }
         if !conv.propagatesInputGradient { return Tensor(shape: [0]) }
         let dxq = Tensor(shape: xq.shape, layout: xq.layout, zeroed: false)
-        withExtendedLifetime((dyc, wq)) {
-            convBackwardData(dxq.data, dxBlock: xq.layout.block, dyc.data, dyBlock: dyc.layout.block, wq.data, g)
+        withUnsafeMutablePointers(dxq, dyc, wq) { dxq, dyc, wq in
+            convBackwardData(dxq, dxBlock: xBlock, dyc, dyBlock: dyBlock, wq, g)
         }
         return inputQuantizer?.backward(dxq) ?? dxq
     }

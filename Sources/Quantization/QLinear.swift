@@ -44,11 +44,15 @@ public final class QLinear: QuantizedLayer {
     private func affine(_ x: Tensor, _ w: Tensor) -> Tensor {
         let n = x.shape[0], out = linear.outputFeatures
         let y = Tensor(shape: [n, out], zeroed: false)
-        sgemm(y.data, x.data, transA: false, w.data, transB: true, m: n, n: out, k: linear.inputFeatures)
+        withUnsafeMutablePointers(y, x, w) { [k = linear.inputFeatures] y, x, w in
+            sgemm(y, x, transA: false, w, transB: true, m: n, n: out, k: k)
+        }
         if let bias = linear.bias {
-            for i in 0..<n {
-                let row = y.data + i * out
-                for j in 0..<out { row[j] += bias.value.data[j] }
+            withUnsafeMutablePointers(y, bias.value) { y, b in
+                for i in 0..<n {
+                    let row = y + i * out
+                    for j in 0..<out { row[j] += b[j] }
+                }
             }
         }
         return y
@@ -63,10 +67,9 @@ public final class QLinear: QuantizedLayer {
         let xq = inputQuantizer?.calibrationForward(x) ?? x
         if let outputScale {
             let full = affine(x, w), quantized = affine(xq, wq)
-            let (a, b) = withExtendedLifetime((full, quantized)) {
-                (tensorStatistics(full.data, count: full.count).meanAbs, tensorStatistics(quantized.data, count: quantized.count).meanAbs)
-            }
-            outputScale.value.data[0] = Float(a) / Float(b)
+            let a = full.withUnsafeMutablePointer { tensorStatistics($0, count: full.count).meanAbs }
+            let b = quantized.withUnsafeMutablePointer { tensorStatistics($0, count: quantized.count).meanAbs }
+            outputScale.value[0] = Float(a) / Float(b)
         }
         return (xq, wq)
     }
@@ -90,7 +93,8 @@ public final class QLinear: QuantizedLayer {
         var y = y0
         if let outputScale {
             y = Tensor(shape: y0.shape, zeroed: false)
-            withExtendedLifetime(y0) { scaleForward(y: y.data, x: y0.data, s: abs(outputScale.value.data[0]), count: y0.count) }
+            let s = abs(outputScale.value[0])
+            withUnsafeMutablePointers(y, y0) { [n = y0.count] y, y0 in scaleForward(y: y, x: y0, s: s, count: n) }
         }
         savedQuantizedInput = mode == .train ? xq : nil
         savedQuantizedWeight = mode == .train ? wq : nil
@@ -107,23 +111,31 @@ public final class QLinear: QuantizedLayer {
         var g = dy
         if let outputScale, let y0 = savedUnscaledOutput {
             g = Tensor(shape: dy.shape, zeroed: false)
-            let s = outputScale.value.data[0]
-            let sum = withExtendedLifetime(y0) { scaleBackward(dx: g.data, dy: dy.data, y0: y0.data, s: abs(s), count: dy.count) }
+            let s = outputScale.value[0]
+            let sum = withUnsafeMutablePointers(g, dy, y0) { [n = dy.count] g, dy, y0 in
+                scaleBackward(dx: g, dy: dy, y0: y0, s: abs(s), count: n)
+            }
             let sign: Float = s > 0 ? 1 : (s < 0 ? -1 : 0)
-            outputScale.grad.data[0] += sign * Float(sum)
+            outputScale.grad[0] += sign * Float(sum)
         }
         let dwq = Tensor(shape: linear.weight.shape)
-        sgemm(dwq.data, g.data, transA: true, xq.data, transB: false, m: out, n: inF, k: n)
+        withUnsafeMutablePointers(dwq, g, xq) { dwq, g, xq in
+            sgemm(dwq, g, transA: true, xq, transB: false, m: out, n: inF, k: n)
+        }
         if let bias = linear.bias {
-            for i in 0..<n {
-                let row = g.data + i * out
-                for j in 0..<out { bias.grad.data[j] += row[j] }
+            withUnsafeMutablePointers(g, bias.grad) { g, db in
+                for i in 0..<n {
+                    let row = g + i * out
+                    for j in 0..<out { db[j] += row[j] }
+                }
             }
         }
         let dw = weightQuantizer?.backward(dwq) ?? dwq
-        withExtendedLifetime(dw) { accumulate(y: linear.weight.grad.data, x: dw.data, count: dw.count) }
+        withUnsafeMutablePointers(linear.weight.grad, dw) { [n = dw.count] dW, dw in accumulate(y: dW, x: dw, count: n) }
         let dxq = Tensor(shape: [n, inF], zeroed: false)
-        withExtendedLifetime((g, wq)) { sgemm(dxq.data, g.data, transA: false, wq.data, transB: false, m: n, n: inF, k: out) }
+        withUnsafeMutablePointers(dxq, g, wq) { dxq, g, wq in
+            sgemm(dxq, g, transA: false, wq, transB: false, m: n, n: inF, k: out)
+        }
         savedQuantizedInput = nil
         savedQuantizedWeight = nil
         savedUnscaledOutput = nil

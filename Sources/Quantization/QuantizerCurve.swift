@@ -1,6 +1,5 @@
 import Foundation
 import NN
-import Plotting
 import Tensors
 
 /// The transfer function of one quantizer sampled on an x grid: y = Q(x), the surrogate dy/dx for an
@@ -37,10 +36,10 @@ public struct QuantizerCurve: Sendable {
             quantizer.zeroGrad()
             let y = quantizer.forward(input, mode: .train)
             let dx = quantizer.backward(Tensor(shape: [1], values: [1]))
-            rows.append(Row(x: x, y: y.data[0], dydx: dx.data[0], parameterGradients: params.map { $0.parameter.grad.data[0] }))
+            rows.append(Row(x: x, y: y[0], dydx: dx[0], parameterGradients: params.map { $0.parameter.grad[0] }))
         }
         quantizer.zeroGrad()
-        let values = params.map { ($0.name, $0.parameter.value.data[0]) } + quantizer.buffers().map { ($0.name, $0.buffer.value.data[0]) }
+        let values = params.map { ($0.name, $0.parameter.value[0]) } + quantizer.buffers().map { ($0.name, $0.buffer.value[0]) }
         return QuantizerCurve(scheme: scheme, role: quantizer.role, bits: quantizer.bits,
                               parameterNames: params.map(\.name), values: values, rows: rows)
     }
@@ -69,8 +68,8 @@ public struct QuantizerCurve: Sendable {
             }
         }
         let defaults = q.curveDefaults
-        for (key, value) in defaults.parameters where set[key] == nil { state[key]?.data[0] = value }
-        for (key, value) in set where scheme.settings[key] == nil { state[key]?.data[0] = Float(value) }
+        for (key, value) in defaults.parameters where set[key] == nil { state[key]?[0] = value }
+        for (key, value) in set where scheme.settings[key] == nil { state[key]?[0] = Float(value) }
         let lo = from ?? defaults.from, hi = to ?? defaults.to
         guard lo.isFinite, hi.isFinite, lo < hi else {
             throw QuantizationError.invalidArgument("--from must be below --to (got \(lo) and \(hi))")
@@ -97,32 +96,9 @@ public struct QuantizerCurve: Sendable {
         return out
     }
 
-    static func format(_ v: Float) -> String {
+    /// A value as the CSV prints it: 9 significant digits, zero as "0".
+    public static func format(_ v: Float) -> String {
         if v == 0 { return "0" }
         return String(format: "%.9g", Double(v))
-    }
-}
-
-extension QuantizerCurve {
-    /// Two stacked panels: the staircase y(x) on top; the surrogate dy/dx and the parameter gradients below.
-    public func render(width: Int = 900, height: Int = 700) -> Canvas {
-        var canvas = Canvas(width: width, height: height)
-        let setting = values.map { "\($0.name)=\(QuantizerCurve.format($0.value))" }.joined(separator: " ")
-        let top = LinePlot(title: "\(scheme) \(role.rawValue) quantizer, \(bits) bits",
-                           xLabel: setting, yLabel: "y",
-                           series: [Series(label: "y = Q(x)", points: rows.map { (Double($0.x), Double($0.y)) })])
-        var grads = [Series(label: "dy/dx", points: rows.map { (Double($0.x), Double($0.dydx)) })]
-        for (k, name) in parameterNames.enumerated() {
-            grads.append(Series(label: "dy/d" + name, points: rows.map { (Double($0.x), Double($0.parameterGradients[k])) }))
-        }
-        let bottom = LinePlot(xLabel: "x", yLabel: "grad", series: grads)
-        let split = height * 11 / 20
-        top.draw(on: &canvas, x: 0, y: 0, width: width, height: split)
-        bottom.draw(on: &canvas, x: 0, y: split, width: width, height: height - split)
-        return canvas
-    }
-
-    public func writePNG(to url: URL, width: Int = 900, height: Int = 700) throws {
-        try render(width: width, height: height).writePNG(to: url)
     }
 }

@@ -133,7 +133,7 @@ public struct SafetensorsFile {
         bytes.withUnsafeBytes { raw in
             for e in entries {
                 let t = Tensor(shape: e.shape, zeroed: false)
-                e.dtype.convert(from: raw.baseAddress! + dataStart + e.begin, to: t.data, count: t.count)
+                t.withUnsafeMutablePointer { e.dtype.convert(from: raw.baseAddress! + dataStart + e.begin, to: $0, count: t.count) }
                 file.tensors[e.name] = t
                 if e.dtype.isInteger { file.integerKeys.insert(e.name) }
             }
@@ -185,8 +185,9 @@ public struct SafetensorsFile {
             let t = tensors[name]!.toPlainForStorage()
             switch dtype {
             case .I64:
+                let values = t.array
                 for i in 0..<t.count {
-                    let v = t.data[i]
+                    let v = values[i]
                     guard v.isFinite, v == v.rounded(), abs(v) < 9.2e18 else {
                         throw SafetensorsError(message: "integer tensor '\(name)' holds non-integral value \(v) at index \(i)")
                     }
@@ -196,7 +197,9 @@ public struct SafetensorsFile {
             default:
                 out.withUnsafeMutableBytes { raw in
                     let dst = raw.baseAddress! + position
-                    for i in 0..<t.count { dst.storeBytes(of: t.data[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                    t.withUnsafeBufferPointer { src in
+                        for i in 0..<t.count { dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                    }
                 }
             }
             position += t.count * dtype.size

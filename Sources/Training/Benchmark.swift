@@ -42,7 +42,7 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     let model = setup.student
     var rng = RNG(seed: 1)
     let x = Tensor(shape: [batch, inputChannels, size, size])
-    for i in 0..<x.count { x.data[i] = rng.normal() }
+    x.withUnsafeMutablePointer { p in for i in 0..<x.count { p[i] = rng.normal() } }
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
     if config.isQuantized { setup.calibrate(x) }
     setup.setLearningRates(epoch: 0)

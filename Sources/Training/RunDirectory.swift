@@ -82,7 +82,16 @@ public final class RunLock {
         handle = h
     }
 
-    deinit { try? handle.close() }
+    private var released = false
+
+    /// Releases the lock (closes the file); idempotent. `deinit` releases it too.
+    public func release() {
+        if released { return }
+        released = true
+        try? handle.close()
+    }
+
+    deinit { release() }
 
     /// Whether some process holds the lock now.
     public static func isHeld(_ dir: RunDirectory) -> Bool {

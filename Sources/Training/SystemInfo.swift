@@ -1,4 +1,3 @@
-import CDNNL
 import Foundation
 import Kernels
 
@@ -18,7 +17,6 @@ public struct SystemInfo: Codable, Equatable, Sendable {
     }
 
     public static func current() -> SystemInfo {
-        let v = dnnl_version()!.pointee
         let (rev, dirty) = gitState()
         #if swift(>=6.3)
         let swift = "6.3"
@@ -28,7 +26,7 @@ public struct SystemInfo: Codable, Equatable, Sendable {
         let swift = "5.x"
         #endif
         return SystemInfo(gitRevision: rev, gitDirty: dirty, swiftVersion: swift,
-                          onednnVersion: "\(v.major).\(v.minor).\(v.patch)", cpu: cpuModel(), threads: Threads.count,
+                          onednnVersion: dnnlVersion(), cpu: cpuModel(), threads: Threads.count,
                           hostname: ProcessInfo.processInfo.hostName)
     }
 

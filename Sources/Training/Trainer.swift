@@ -48,7 +48,7 @@ public final class Trainer {
 
         try run.create()
         let lock = try RunLock(run)
-        defer { withExtendedLifetime(lock) {} }
+        defer { lock.release() }
         var record = try resumeOrStart(setup)
         let firstEpoch = record.epochs.count
         if firstEpoch >= config.epochs, record.status == "finished" {
@@ -176,20 +176,22 @@ public final class Trainer {
 
 /// Multiplies every element by `a` in place.
 func scale(_ t: Tensor, _ a: Float) {
-    for i in 0..<t.count { t.data[i] *= a }
+    t.withUnsafeMutablePointer { p in for i in 0..<t.count { p[i] *= a } }
 }
 
 /// Rows where the student's arg-max equals the teacher's (ties to the lowest index).
 func agreement(_ student: Tensor, _ teacher: Tensor) -> Int {
     let n = student.shape[0], c = student.shape[1]
     var agree = 0
-    for r in 0..<n {
-        var bs = 0, bt = 0
-        for j in 1..<c {
-            if student.data[r * c + j] > student.data[r * c + bs] { bs = j }
-            if teacher.data[r * c + j] > teacher.data[r * c + bt] { bt = j }
+    withUnsafeMutablePointers(student, teacher) { zs, zt in
+        for r in 0..<n {
+            var bs = 0, bt = 0
+            for j in 1..<c {
+                if zs[r * c + j] > zs[r * c + bs] { bs = j }
+                if zt[r * c + j] > zt[r * c + bt] { bt = j }
+            }
+            if bs == bt { agree += 1 }
         }
-        if bs == bt { agree += 1 }
     }
     return agree
 }

@@ -59,7 +59,7 @@ struct QuantizerCurveCommand: ParsableCommand {
             let curve = try QuantizerCurve.compute(scheme: scheme, role: r, bits: bits, set: set, from: from, to: to, steps: steps)
             if csv { print(curve.csv(), terminator: "") }
             if let png {
-                try curve.writePNG(to: URL(fileURLWithPath: png))
+                try curve.plot.writePNG(to: URL(fileURLWithPath: png), width: 900, height: 700)
                 if !csv { print("wrote \(png)") }
             }
         } catch let e as QuantizationError {

@@ -148,36 +148,6 @@ struct Models: ParsableCommand {
     func run() throws { print(try ModelZoo.listing()) }
 }
 
-struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Training-step and inference images/s on synthetic data.")
-
-    @Option var model: String = "resnet20"
-    @Option var batch: Int = 128
-    @Option var classes: Int = 10
-    @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
-    @Option(help: "Weight and activation bit-width.") var bits: Int = 32
-    @Option(help: "none or sqakd (adds the teacher's forward and the KL loss).") var distill: String = "none"
-    @Option(help: "Timed steps (median reported).") var steps: Int = 10
-    @Option var warmup: Int = 3
-    @Flag(help: "Print JSON.") var json = false
-    @OptionGroup var engine: EngineOptions
-
-    func run() throws {
-        try engine.apply()
-        let r = try benchmark(model: model, batch: batch, classes: classes, quantizer: quantizer, bits: bits, distill: distill,
-                              warmup: warmup, steps: steps)
-        if json {
-            let e = JSONEncoder()
-            e.outputFormatting = [.sortedKeys]
-            print(String(decoding: try e.encode(r), as: UTF8.self))
-        } else {
-            print(String(format: "%@ batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
-                         model, batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
-                         r.inferenceImagesPerSecond))
-        }
-    }
-}
-
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Check datasets.", subcommands: [Verify.self])

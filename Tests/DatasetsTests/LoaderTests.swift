@@ -239,20 +239,4 @@ import Testing
         }
         #expect(batch.images.array == expected)
     }
-
-    /// Throughput of one thread building augmented 3×32×32 batches of 128 (the target is > 5,000 images/s).
-    @Test func throughput() throws {
-        let data = syntheticDataset(2048)
-        let loader = try BatchLoader.training(data, batchSize: 128, seed: 1)
-        let order = loader.order(epoch: 0)
-        let start = Date()
-        var images = 0
-        for epoch in 0..<4 {
-            for b in 0..<loader.batchCount { images += loader.batch(b, epoch: epoch, order: order).count }
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let rate = Double(images) / seconds
-        print("BatchLoader throughput: \(Int(rate)) augmented 3×32×32 images/s on one thread (\(images) images)")
-        #expect(rate > 5_000)
-    }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 import Tensors
 @testable import Kernels
@@ -15,14 +16,15 @@ struct BatchNormKernelsTests {
         // An offset mean stresses the variance's cancellation.
         let x = S.random(shape, seed: 1, 2.5, 4.5)
         var m0 = [Double](repeating: 0, count: C), v0 = m0
-        batchNormStatisticsNaive(mean: &m0, variance: &v0, x: x.data, N: N, C: C, HW: HW)
+        x.withUnsafeMutablePointer { x in batchNormStatisticsNaive(mean: &m0, variance: &v0, x: x, N: N, C: C, HW: HW) }
         for layout in S.layouts {
             let xb = x.toLayout(layout)
             var m = [Double](repeating: 0, count: C), v = m
-            batchNormStatistics(mean: &m, variance: &v, x: xb.data, N: N, C: C, HW: HW, b: layout.block)
-            #expect(S.maxRelative(m, m0) < 1e-6, "mean, \(layout)")
-            #expect(S.maxRelative(v, v0) < 1e-6, "variance, \(layout)")
-            withExtendedLifetime((x, xb)) {}
+            xb.withUnsafeMutablePointer { xb in
+                batchNormStatistics(mean: &m, variance: &v, x: xb, N: N, C: C, HW: HW, b: layout.block)
+            }
+            expectClose(m, m0, atol: 1e-6, rtol: 1e-6, "mean, \(layout)")
+            expectClose(v, v0, atol: 1e-6, rtol: 1e-6, "variance, \(layout)")
         }
     }
 
@@ -32,13 +34,16 @@ struct BatchNormKernelsTests {
         let x = S.random(shape, seed: 2)
         let scale = S.random([C], seed: 3).array, shift = S.random([C], seed: 4).array
         let y0 = Tensor(shape: shape)
-        batchNormApplyNaive(y: y0.data, x: x.data, scale: scale, shift: shift, N: N, C: C, HW: HW)
+        withUnsafeMutablePointers(y0, x) { y0, x in
+            batchNormApplyNaive(y: y0, x: x, scale: scale, shift: shift, N: N, C: C, HW: HW)
+        }
         for layout in S.layouts {
             let xb = x.toLayout(layout)
             let y = Tensor(shape: shape, layout: layout)
-            batchNormApply(y: y.data, x: xb.data, scale: scale, shift: shift, N: N, C: C, HW: HW, b: layout.block)
-            #expect(S.maxDifference(y, y0) == 0, "\(layout)")
-            withExtendedLifetime((x, xb)) {}
+            withUnsafeMutablePointers(y, xb) { y, xb in
+                batchNormApply(y: y, x: xb, scale: scale, shift: shift, N: N, C: C, HW: HW, b: layout.block)
+            }
+            expectClose(y, y0, atol: 0, rtol: 0, "\(layout)")
         }
     }
 
@@ -48,15 +53,18 @@ struct BatchNormKernelsTests {
         let x = S.random(shape, seed: 5), dy = S.random(shape, seed: 6)
         let mean = S.random([C], seed: 7, -0.1, 0.1).array
         var s0 = [Double](repeating: 0, count: C), s1 = s0
-        batchNormBackwardReduceNaive(sumDy: &s0, sumDyXmu: &s1, dy: dy.data, x: x.data, mean: mean, N: N, C: C, HW: HW)
+        withUnsafeMutablePointers(dy, x) { dy, x in
+            batchNormBackwardReduceNaive(sumDy: &s0, sumDyXmu: &s1, dy: dy, x: x, mean: mean, N: N, C: C, HW: HW)
+        }
         for layout in S.layouts {
             let xb = x.toLayout(layout), dyb = dy.toLayout(layout)
             var a0 = [Double](repeating: 0, count: C), a1 = a0
-            batchNormBackwardReduce(sumDy: &a0, sumDyXmu: &a1, dy: dyb.data, x: xb.data,
-                                    mean: mean, N: N, C: C, HW: HW, b: layout.block)
-            #expect(S.maxRelative(a0, s0) < 1e-5, "Σdy, \(layout)")
-            #expect(S.maxRelative(a1, s1) < 1e-5, "Σdy(x−μ), \(layout)")
-            withExtendedLifetime((x, dy, xb, dyb)) {}
+            withUnsafeMutablePointers(dyb, xb) { dyb, xb in
+                batchNormBackwardReduce(sumDy: &a0, sumDyXmu: &a1, dy: dyb, x: xb,
+                                        mean: mean, N: N, C: C, HW: HW, b: layout.block)
+            }
+            expectClose(a0, s0, atol: 1e-5, rtol: 1e-5, "Σdy, \(layout)")
+            expectClose(a1, s1, atol: 1e-5, rtol: 1e-5, "Σdy(x−μ), \(layout)")
         }
     }
 
@@ -66,23 +74,25 @@ struct BatchNormKernelsTests {
         let x = S.random(shape, seed: 8), dy = S.random(shape, seed: 9)
         let a = S.random([C], seed: 10).array, k = S.random([C], seed: 11).array, s = S.random([C], seed: 12).array
         let dx0 = Tensor(shape: shape)
-        batchNormBackwardInputNaive(dx: dx0.data, dy: dy.data, x: x.data, dyScale: a, xScale: k, shift: s, N: N, C: C, HW: HW)
+        withUnsafeMutablePointers(dx0, dy, x) { dx0, dy, x in
+            batchNormBackwardInputNaive(dx: dx0, dy: dy, x: x, dyScale: a, xScale: k, shift: s, N: N, C: C, HW: HW)
+        }
         for layout in S.layouts {
             let xb = x.toLayout(layout), dyb = dy.toLayout(layout)
             let dx = Tensor(shape: shape, layout: layout)
-            batchNormBackwardInput(dx: dx.data, dy: dyb.data, x: xb.data,
-                                   dyScale: a, xScale: k, shift: s, N: N, C: C, HW: HW, b: layout.block)
-            #expect(S.maxDifference(dx, dx0) < 1e-6, "\(layout)")
-            withExtendedLifetime((x, dy, xb, dyb)) {}
+            withUnsafeMutablePointers(dx, dyb, xb) { dx, dyb, xb in
+                batchNormBackwardInput(dx: dx, dy: dyb, x: xb,
+                                       dyScale: a, xScale: k, shift: s, N: N, C: C, HW: HW, b: layout.block)
+            }
+            expectClose(dx, dx0, atol: 1e-6, rtol: 0, "\(layout)")
         }
     }
 
     @Test func statisticsAreDeterministic() {
         let x = S.random([16, 16, 8, 8], seed: 13).toLayout(.blocked(16))
         var m1 = [Double](repeating: 0, count: 16), v1 = m1, m2 = m1, v2 = m1
-        batchNormStatistics(mean: &m1, variance: &v1, x: x.data, N: 16, C: 16, HW: 64, b: 16)
-        batchNormStatistics(mean: &m2, variance: &v2, x: x.data, N: 16, C: 16, HW: 64, b: 16)
-        withExtendedLifetime(x) {}
+        x.withUnsafeMutablePointer { x in batchNormStatistics(mean: &m1, variance: &v1, x: x, N: 16, C: 16, HW: 64, b: 16) }
+        x.withUnsafeMutablePointer { x in batchNormStatistics(mean: &m2, variance: &v2, x: x, N: 16, C: 16, HW: 64, b: 16) }
         #expect(m1 == m2 && v1 == v2)
     }
 }

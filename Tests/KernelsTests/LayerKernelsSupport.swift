@@ -9,31 +9,13 @@ enum LayerKernelsSupport {
     static func random(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
         var rng = RNG(seed: seed)
         let t = Tensor(shape: shape)
-        for i in 0..<t.count { t.data[i] = rng.uniform(lo, hi) }
+        for i in 0..<t.count { t[i] = rng.uniform(lo, hi) }
         return t
-    }
-
-    /// max |a − b| over logical (plain) order.
-    static func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
-        precondition(a.shape == b.shape, "shapes \(a.shape) vs \(b.shape)")
-        let x = a.plainArray, y = b.plainArray
-        var m: Float = 0
-        for i in x.indices {
-            let d = abs(x[i] - y[i])
-            if d.isNaN { return .infinity }
-            m = max(m, d)
-        }
-        return m
     }
 
     /// Bitwise equality in logical (plain) order.
     static func identical(_ a: Tensor, _ b: Tensor) -> Bool {
         a.shape == b.shape && a.plainArray.map(\.bitPattern) == b.plainArray.map(\.bitPattern)
-    }
-
-    /// max |a − b| / (1 + |b|) over two arrays.
-    static func maxRelative(_ a: [Double], _ b: [Double]) -> Double {
-        zip(a, b).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? 0
     }
 
     /// Storage offset of logical (n, c, p) in [N, C/b, HW, b].

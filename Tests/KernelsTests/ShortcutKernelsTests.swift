@@ -26,20 +26,26 @@ struct ShortcutKernelsTests {
         let Ho = (t.H + t.s - 1) / t.s, Wo = (t.W + t.s - 1) / t.s
         let x = S.random([t.N, t.Cin, t.H, t.W], seed: 1), dy = S.random([t.N, t.Cout, Ho, Wo], seed: 2)
         let y0 = Tensor(shape: [t.N, t.Cout, Ho, Wo]), dx0 = Tensor(shape: x.shape)
-        optionAShortcutForwardNaive(y: y0.data, x: x.data, N: t.N, Cin: t.Cin, H: t.H, W: t.W, Cout: t.Cout,
-                                    stride: t.s, pad: pad)
-        optionAShortcutBackwardNaive(dx: dx0.data, dy: dy.data, N: t.N, Cin: t.Cin, H: t.H, W: t.W, Cout: t.Cout,
-                                     stride: t.s, pad: pad)
+        withUnsafeMutablePointers(y0, x) { y0, x in
+            optionAShortcutForwardNaive(y: y0, x: x, N: t.N, Cin: t.Cin, H: t.H, W: t.W, Cout: t.Cout,
+                                        stride: t.s, pad: pad)
+        }
+        withUnsafeMutablePointers(dx0, dy) { dx0, dy in
+            optionAShortcutBackwardNaive(dx: dx0, dy: dy, N: t.N, Cin: t.Cin, H: t.H, W: t.W, Cout: t.Cout,
+                                         stride: t.s, pad: pad)
+        }
         for li in S.layouts where t.Cin % li.block == 0 {
             for lo in S.layouts where t.Cout % lo.block == 0 {
                 let y = Tensor(shape: y0.shape, layout: lo), dx = Tensor(shape: x.shape, layout: li)
                 y.fill(.nan)
                 dx.fill(.nan)
                 let xb = x.toLayout(li), dyb = dy.toLayout(lo)
-                withExtendedLifetime((xb, dyb)) {
-                    optionAShortcutForward(y: y.data, x: xb.data, N: t.N, Cin: t.Cin, H: t.H, W: t.W, bi: li.block,
+                withUnsafeMutablePointers(y, xb) { y, xb in
+                    optionAShortcutForward(y: y, x: xb, N: t.N, Cin: t.Cin, H: t.H, W: t.W, bi: li.block,
                                            Cout: t.Cout, bo: lo.block, stride: t.s, pad: pad)
-                    optionAShortcutBackward(dx: dx.data, dy: dyb.data, N: t.N, Cin: t.Cin, H: t.H, W: t.W,
+                }
+                withUnsafeMutablePointers(dx, dyb) { dx, dyb in
+                    optionAShortcutBackward(dx: dx, dy: dyb, N: t.N, Cin: t.Cin, H: t.H, W: t.W,
                                             bi: li.block, Cout: t.Cout, bo: lo.block, stride: t.s, pad: pad)
                 }
                 #expect(S.identical(y, y0), "y, \(li) → \(lo)")

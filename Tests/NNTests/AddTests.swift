@@ -10,7 +10,7 @@ struct AddTests {
     func mixedLayouts(layout: Layout) {
         let a = randomTensor([2, 16, 3, 3], seed: 1), b = randomTensor([2, 16, 3, 3], seed: 2)
         var expected = a.array
-        for i in expected.indices { expected[i] += b.data[i] }
+        for i in expected.indices { expected[i] += b[i] }
         let y = add(a.toLayout(layout), b)
         #expect(y.layout == layout && y.plainArray == expected)
         let acc = a.toLayout(layout).copy()

@@ -21,7 +21,7 @@ struct AvgPool2dTests {
             let pool = AvgPool2d(kernelSize: k, stride: s)
             let y = pool.forward(x, mode: .train)
             #expect(y.layout == layout)
-            #expect(K.maxDifference(y, AvgPool2d(kernelSize: k, stride: s).forward(x.toLayout(.plain), mode: .train)) == 0)
+            expectClose(y, AvgPool2d(kernelSize: k, stride: s).forward(x.toLayout(.plain), mode: .train), atol: 0, rtol: 0)
             let failures = GradientCheck().check(pool, input: x)
             #expect(failures.isEmpty, "k\(k) s\(s): \(failures.prefix(5))")
         }

@@ -11,11 +11,11 @@ struct BatchNorm1dTests {
         let x = Tensor(shape: [3, 2], values: [1, 5, 2, 5, 6, 5])
         let bn = BatchNorm1d(features: 2)
         let y = bn.forward(x, mode: .train)
-        #expect(abs(bn.runningMean.value.data[0] - 0.3) < 1e-7 && abs(bn.runningMean.value.data[1] - 0.5) < 1e-7)
-        #expect(abs(bn.runningVar.value.data[0] - 1.6) < 1e-6 && abs(bn.runningVar.value.data[1] - 0.9) < 1e-7)
-        #expect(bn.numBatchesTracked.value.data[0] == 1)
-        #expect(abs(y.data[0] - Float(-2 / (14.0 / 3 + 1e-5).squareRoot())) < 1e-6)
-        #expect(y.data[1] == 0)
+        #expect(abs(bn.runningMean.value[0] - 0.3) < 1e-7 && abs(bn.runningMean.value[1] - 0.5) < 1e-7)
+        #expect(abs(bn.runningVar.value[0] - 1.6) < 1e-6 && abs(bn.runningVar.value[1] - 0.9) < 1e-7)
+        #expect(bn.numBatchesTracked.value[0] == 1)
+        #expect(abs(y[0] - Float(-2 / (14.0 / 3 + 1e-5).squareRoot())) < 1e-6)
+        #expect(y[1] == 0)
         #expect(bn.buffers().map(\.name) == ["running_mean", "running_var", "num_batches_tracked"])
     }
 

@@ -1,5 +1,6 @@
 import TestSupport
 import Foundation
+import Kernels
 import Testing
 import Tensors
 @testable import NN
@@ -14,15 +15,15 @@ struct BatchNorm2dTests {
         let y = Tensor(shape: x.shape)
         for c in 0..<C {
             var s = 0.0
-            for n in 0..<N { for p in 0..<HW { s += Double(x.data[(n * C + c) * HW + p]) } }
+            for n in 0..<N { for p in 0..<HW { s += Double(x[(n * C + c) * HW + p]) } }
             let mu = mean?[c] ?? s / Double(N * HW)
             var v = 0.0
-            for n in 0..<N { for p in 0..<HW { let d = Double(x.data[(n * C + c) * HW + p]) - mu; v += d * d } }
+            for n in 0..<N { for p in 0..<HW { let d = Double(x[(n * C + c) * HW + p]) - mu; v += d * d } }
             let sigma2 = variance?[c] ?? v / Double(N * HW)
             for n in 0..<N {
                 for p in 0..<HW {
                     let i = (n * C + c) * HW + p
-                    y.data[i] = Float(Double(gamma[c]) * (Double(x.data[i]) - mu) / (sigma2 + eps).squareRoot() + Double(beta[c]))
+                    y[i] = Float(Double(gamma[c]) * (Double(x[i]) - mu) / (sigma2 + eps).squareRoot() + Double(beta[c]))
                 }
             }
         }
@@ -37,7 +38,7 @@ struct BatchNorm2dTests {
         let y = bn.forward(x.toLayout(layout), mode: .train)
         #expect(y.layout == layout)
         let expected = Self.reference(x, gamma: bn.weight.value.array, beta: bn.bias.value.array)
-        #expect(K.maxDifference(y, expected) < 2e-5)
+        expectClose(y, expected, atol: 2e-5, rtol: 0)
     }
 
     /// Running statistics after two steps, by hand: channel 0 holds {1, 2, 3, 6} (mean 3, biased variance
@@ -46,18 +47,18 @@ struct BatchNorm2dTests {
         let x = Tensor(shape: [2, 2, 1, 2], values: [1, 2, 0, 0, 3, 6, 4, 4])
         let bn = BatchNorm2d(features: 2)
         let y = bn.forward(x, mode: .train)
-        #expect(abs(bn.runningMean.value.data[0] - 0.3) < 1e-7 && abs(bn.runningMean.value.data[1] - 0.2) < 1e-7)
-        #expect(abs(bn.runningVar.value.data[0] - Float(0.9 + 0.1 * 14.0 / 3)) < 1e-6)
-        #expect(abs(bn.runningVar.value.data[1] - Float(0.9 + 0.1 * 16.0 / 3)) < 1e-6)
-        #expect(bn.numBatchesTracked.value.data[0] == 1)
-        #expect(abs(y.data[0] - Float(-2 / (3.5 + 1e-5).squareRoot())) < 1e-6)
+        #expect(abs(bn.runningMean.value[0] - 0.3) < 1e-7 && abs(bn.runningMean.value[1] - 0.2) < 1e-7)
+        #expect(abs(bn.runningVar.value[0] - Float(0.9 + 0.1 * 14.0 / 3)) < 1e-6)
+        #expect(abs(bn.runningVar.value[1] - Float(0.9 + 0.1 * 16.0 / 3)) < 1e-6)
+        #expect(bn.numBatchesTracked.value[0] == 1)
+        #expect(abs(y[0] - Float(-2 / (3.5 + 1e-5).squareRoot())) < 1e-6)
         _ = bn.forward(x, mode: .train)
-        #expect(abs(bn.runningMean.value.data[0] - 0.57) < 1e-6 && abs(bn.runningMean.value.data[1] - 0.38) < 1e-6)
-        #expect(abs(bn.runningVar.value.data[0] - Float(0.9 * (0.9 + 0.1 * 14.0 / 3) + 0.1 * 14.0 / 3)) < 1e-6)
-        #expect(abs(bn.runningVar.value.data[1] - Float(0.9 * (0.9 + 0.1 * 16.0 / 3) + 0.1 * 16.0 / 3)) < 1e-6)
-        #expect(bn.numBatchesTracked.value.data[0] == 2)
+        #expect(abs(bn.runningMean.value[0] - 0.57) < 1e-6 && abs(bn.runningMean.value[1] - 0.38) < 1e-6)
+        #expect(abs(bn.runningVar.value[0] - Float(0.9 * (0.9 + 0.1 * 14.0 / 3) + 0.1 * 14.0 / 3)) < 1e-6)
+        #expect(abs(bn.runningVar.value[1] - Float(0.9 * (0.9 + 0.1 * 16.0 / 3) + 0.1 * 16.0 / 3)) < 1e-6)
+        #expect(bn.numBatchesTracked.value[0] == 2)
         _ = bn.forward(x, mode: .eval)
-        #expect(bn.numBatchesTracked.value.data[0] == 2)
+        #expect(bn.numBatchesTracked.value[0] == 2)
     }
 
     @Test func stateNames() {
@@ -81,7 +82,7 @@ struct BatchNorm2dTests {
         let expected = Self.reference(x, mean: rm.array.map(Double.init), variance: rv.array.map(Double.init),
                                       gamma: bn.weight.value.array, beta: bn.bias.value.array)
         #expect(y.layout == layout)
-        #expect(K.maxDifference(y, expected) < 1e-5)
+        expectClose(y, expected, atol: 1e-5, rtol: 0)
         #expect(bn.runningMean.value.array == rm.array && bn.runningVar.value.array == rv.array)
         // After an eval forward, dx = γ/σ_running·dy.
         let dy = randomTensor(x.shape, seed: 7)
@@ -91,8 +92,8 @@ struct BatchNorm2dTests {
         var worst: Float = 0
         for i in 0..<dy.count {
             let c = (i / 16) % 16
-            let k = bn.weight.value.data[c] / (rv.data[c] + 1e-5).squareRoot()
-            worst = max(worst, abs(dxp[i] - k * dy.data[i]))
+            let k = bn.weight.value[c] / (rv[c] + 1e-5).squareRoot()
+            worst = max(worst, abs(dxp[i] - k * dy[i]))
         }
         #expect(worst < 1e-6)
     }
@@ -128,8 +129,8 @@ struct BatchNorm2dTests {
             results.append((y, dx, bn.weight.grad.array, bn.bias.grad.array))
         }
         for r in results.dropFirst() {
-            #expect(K.maxDifference(r.y, results[0].y) < 1e-5)
-            #expect(K.maxDifference(r.dx, results[0].dx) < 1e-5)
+            expectClose(r.y, results[0].y, atol: 1e-5, rtol: 0)
+            expectClose(r.dx, results[0].dx, atol: 1e-5, rtol: 0)
             #expect(zip(r.dw, results[0].dw).allSatisfy { abs($0 - $1) < 1e-4 })
             #expect(zip(r.db, results[0].db).allSatisfy { abs($0 - $1) < 1e-4 })
         }
@@ -158,5 +159,21 @@ struct BatchNorm2dTests {
         let once = bn.weight.grad.array
         _ = bn.backward(dy)
         #expect(zip(bn.weight.grad.array, once).allSatisfy { abs($0 - 2 * $1) < 1e-5 })
+    }
+
+    /// Batch norm (statistics, apply, backward) is bit-identical across thread counts (fixed chunks).
+    @Test func batchNormIdenticalAcrossThreadCounts() {
+        let previous = Threads.count
+        defer { Threads.set(previous) }
+        let x = randomTensor([32, 16, 16, 16], seed: 8, 1, 3).toLayout(.blocked(16))
+        let dy = randomTensor([32, 16, 16, 16], seed: 9).toLayout(.blocked(16))
+        func run(_ threads: Int) -> [UInt32] {
+            Threads.set(threads)
+            let bn = BatchNorm2d(features: 16)
+            let y = bn.forward(x, mode: .train), dx = bn.backward(dy)
+            return (y.array + dx.array + bn.weight.grad.array + bn.bias.grad.array + bn.runningVar.value.array).map(\.bitPattern)
+        }
+        #expect(run(1) == run(2))
+        #expect(run(1) == run(3))
     }
 }

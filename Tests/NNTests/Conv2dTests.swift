@@ -52,7 +52,9 @@ struct Conv2dTests {
         #expect(y.layout == .blocked(16))
         let g = conv.geometry(batch: 2, inputHeight: 9, inputWidth: 9)
         let ref = Tensor(shape: g.outputShape)
-        convForwardReference(ref.data, yBlock: 1, x.data, xBlock: 1, conv.weight.value.data, conv.bias!.value.data, g)
+        withUnsafeMutablePointers(ref, x, conv.weight.value, conv.bias!.value) { ref, x, w, b in
+            convForwardReference(ref, yBlock: 1, x, xBlock: 1, w, b, g)
+        }
         let worst = zip(y.plainArray, ref.array).map { abs($0 - $1) }.max() ?? 0
         #expect(worst < 1e-4)
     }

@@ -32,7 +32,7 @@ struct DropoutTests {
         let y = drop.forward(x, mode: .train)
         var zeros = 0, badScale = 0
         for i in 0..<x.count {
-            if y.data[i] == 0 { zeros += 1 } else if abs(y.data[i] - x.data[i] / (1 - p)) > 1e-6 { badScale += 1 }
+            if y[i] == 0 { zeros += 1 } else if abs(y[i] - x[i] / (1 - p)) > 1e-6 { badScale += 1 }
         }
         #expect(abs(Double(zeros) / Double(x.count) - 0.3) < 0.005)
         #expect(badScale == 0)
@@ -40,7 +40,7 @@ struct DropoutTests {
         let dy = randomTensor(x.shape, seed: 3)
         let dx = drop.backward(dy)
         var mismatch = 0
-        for i in 0..<x.count where abs(dx.data[i] - dy.data[i] * y.data[i] / x.data[i]) > 1e-5 { mismatch += 1 }
+        for i in 0..<x.count where abs(dx[i] - dy[i] * y[i] / x[i]) > 1e-5 { mismatch += 1 }
         #expect(mismatch == 0)
     }
 

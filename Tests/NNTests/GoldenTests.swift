@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 import Tensors
@@ -9,6 +10,8 @@ import Tensors
 // A missing file or a mismatch prints how to regenerate them.
 
 let regenerateHint = "regenerate the golden files with `/usr/bin/python3 scripts/make_golden.py` (repository root)"
+/// Appended to a golden mismatch.
+let goldenMismatchHint = "If PyTorch semantics were meant to change, " + regenerateHint
 
 /// A golden error: a file or key is missing. The message carries the regeneration hint.
 struct GoldenError: Error, CustomStringConvertible {
@@ -45,44 +48,6 @@ struct Golden {
     }
 }
 
-/// Checks |actual − expected| ≤ atol + rtol·|expected| elementwise (swift-numerics style), comparing
-/// logical (plain) order; records one issue naming the worst element and the regeneration hint. A 0-d
-/// golden scalar matches any one-element tensor.
-func expectClose(_ actual: Tensor, _ expected: Tensor, atol: Float, rtol: Float, _ what: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
-    guard actual.count == expected.count, actual.shape == expected.shape || expected.shape.isEmpty else {
-        Issue.record("\(what): shape \(actual.shape), golden \(expected.shape)", sourceLocation: sourceLocation)
-        return
-    }
-    let a = actual.plainArray
-    let e = expected.plainArray
-    var bad = 0, worst = -1
-    var worstExcess: Float = 0
-    for i in a.indices {
-        let excess = abs(a[i] - e[i]) - (atol + rtol * abs(e[i]))
-        if excess > 0 || a[i].isNaN {
-            bad += 1
-            if a[i].isNaN || excess > worstExcess || worst < 0 { worst = i; worstExcess = a[i].isNaN ? .infinity : excess }
-        }
-    }
-    if bad > 0 {
-        Issue.record("""
-            \(what): \(bad) of \(a.count) elements differ beyond atol \(atol), rtol \(rtol); worst at flat index \
-            \(worst): got \(a[worst]), golden \(e[worst]). If PyTorch semantics were meant to change, \(regenerateHint)
-            """, sourceLocation: sourceLocation)
-    }
-}
-
-/// Scalar version of `expectClose`.
-func expectClose(_ actual: Double, _ expected: Float, atol: Double, rtol: Double, _ what: String,
-                 sourceLocation: SourceLocation = #_sourceLocation) {
-    let e = Double(expected)
-    if !(abs(actual - e) <= atol + rtol * abs(e)) {
-        Issue.record("\(what): got \(actual), golden \(e) (atol \(atol), rtol \(rtol)); \(regenerateHint)",
-                     sourceLocation: sourceLocation)
-    }
-}
-
 /// Copies a golden tensor into a layer's tensor (same logical shape; any layout). A 0-d PyTorch scalar
 /// (`num_batches_tracked`) fits a one-element engine tensor.
 func assign(_ destination: Tensor, _ source: Tensor, _ what: String) throws {
@@ -90,7 +55,7 @@ func assign(_ destination: Tensor, _ source: Tensor, _ what: String) throws {
         throw GoldenError(description: "\(what): layer has shape \(destination.shape), golden \(source.shape); \(regenerateHint)")
     }
     let s = source.toLayout(destination.layout.block == 1 ? .plain : destination.layout)
-    destination.data.update(from: s.data, count: destination.count)
+    destination.copyElements(from: s)
 }
 
 /// The one-line layer check (micrograd style): loads the layer's parameters from `<case>.<goldenName>`,
@@ -108,14 +73,16 @@ func checkLayer(_ layer: Layer, golden g: Golden, case c: String, mode: Mode = .
     layer.zeroGrad()
     let x = try g.tensor("\(c).x")
     let y = layer.forward(layout == .plain ? x : x.toLayout(layout), mode: mode)
-    expectClose(y, try g.tensor("\(c).y"), atol: atol, rtol: rtol, "\(c) [\(layout)] y", sourceLocation: sourceLocation)
+    expectClose(y, try g.tensor("\(c).y"), atol: atol, rtol: rtol, "\(c) [\(layout)] y",
+                hint: goldenMismatchHint, sourceLocation: sourceLocation)
     let dy = try g.tensor("\(c).dy")
     let dx = layer.backward(y.layout == .plain ? dy : dy.toLayout(y.layout))
-    expectClose(dx, try g.tensor("\(c).dx"), atol: atol, rtol: rtol, "\(c) [\(layout)] dx", sourceLocation: sourceLocation)
+    expectClose(dx, try g.tensor("\(c).dx"), atol: atol, rtol: rtol, "\(c) [\(layout)] dx",
+                hint: goldenMismatchHint, sourceLocation: sourceLocation)
     for (name, p) in layer.parameters() {
         expectClose(p.grad, try g.tensor("\(c).d\(names[name] ?? name)"), atol: gradientAtol ?? atol,
                     rtol: gradientRtol ?? rtol,
-                    "\(c) [\(layout)] d\(name)", sourceLocation: sourceLocation)
+                    "\(c) [\(layout)] d\(name)", hint: goldenMismatchHint, sourceLocation: sourceLocation)
     }
 }
 
@@ -185,9 +152,12 @@ struct GoldenTests {
             try assign(runningVar.value, g.tensor("\(c).running_var_before"), "\(c) running_var")
             try assign(tracked.value, g.tensor("\(c).num_batches_tracked_before"), "\(c) num_batches_tracked")
             try checkLayer(layer, golden: g, case: c, mode: mode, layout: layout)
-            expectClose(runningMean.value, try g.tensor("\(c).running_mean"), atol: 1e-6, rtol: 1e-5, "\(c) running_mean")
-            expectClose(runningVar.value, try g.tensor("\(c).running_var"), atol: 1e-6, rtol: 1e-5, "\(c) running_var")
-            expectClose(tracked.value, try g.tensor("\(c).num_batches_tracked"), atol: 0, rtol: 0, "\(c) num_batches_tracked")
+            expectClose(runningMean.value, try g.tensor("\(c).running_mean"), atol: 1e-6, rtol: 1e-5, "\(c) running_mean",
+                        hint: goldenMismatchHint)
+            expectClose(runningVar.value, try g.tensor("\(c).running_var"), atol: 1e-6, rtol: 1e-5, "\(c) running_var",
+                        hint: goldenMismatchHint)
+            expectClose(tracked.value, try g.tensor("\(c).num_batches_tracked"), atol: 0, rtol: 0, "\(c) num_batches_tracked",
+                        hint: goldenMismatchHint)
         }
     }
 
@@ -232,16 +202,19 @@ struct GoldenTests {
         let g = try Golden("loss")
         let (loss, dLogits) = CrossEntropyLoss(labelSmoothing: smoothing)(try g.tensor("\(c).logits"),
                                                                           labels: try g.integers("\(c).labels"))
-        expectClose(loss, try g.tensor("\(c).loss").array[0], atol: 1e-6, rtol: 1e-5, "\(c) loss")
-        expectClose(dLogits, try g.tensor("\(c).dlogits"), atol: 1e-6, rtol: 1e-5, "\(c) dlogits")
+        expectClose(loss, Double(try g.tensor("\(c).loss")[0]), atol: 1e-6, rtol: 1e-5, "\(c) loss",
+                    hint: goldenMismatchHint)
+        expectClose(dLogits, try g.tensor("\(c).dlogits"), atol: 1e-6, rtol: 1e-5, "\(c) dlogits", hint: goldenMismatchHint)
     }
 
     @Test func distillKL() throws {
         let g = try Golden("loss")
         let (loss, dStudent) = KLDivergenceLoss(temperature: 4)(student: try g.tensor("kl_t4.student"),
                                                                 teacher: try g.tensor("kl_t4.teacher"))
-        expectClose(loss, try g.tensor("kl_t4.loss").array[0], atol: 1e-6, rtol: 1e-5, "kl_t4 loss")
-        expectClose(dStudent, try g.tensor("kl_t4.dstudent"), atol: 1e-6, rtol: 1e-5, "kl_t4 dstudent")
+        expectClose(loss, Double(try g.tensor("kl_t4.loss")[0]), atol: 1e-6, rtol: 1e-5, "kl_t4 loss",
+                    hint: goldenMismatchHint)
+        expectClose(dStudent, try g.tensor("kl_t4.dstudent"), atol: 1e-6, rtol: 1e-5, "kl_t4 dstudent",
+                    hint: goldenMismatchHint)
     }
 
     // MARK: Optimizers
@@ -262,7 +235,8 @@ struct GoldenTests {
             optimizer.zeroGrad()
             try assign(p.grad, g.tensor("\(c).grad\(step)"), "\(c) grad\(step)")
             optimizer.step()
-            expectClose(p.value, try g.tensor("\(c).param\(step)"), atol: 1e-6, rtol: 1e-5, "\(c) param after step \(step)")
+            expectClose(p.value, try g.tensor("\(c).param\(step)"), atol: 1e-6, rtol: 1e-5, "\(c) param after step \(step)",
+                        hint: goldenMismatchHint)
         }
     }
 }

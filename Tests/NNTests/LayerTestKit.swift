@@ -8,19 +8,6 @@ enum LayerTestKit {
     /// The layouts every 4-D layer is tested on.
     static let layouts: [Layout] = [.plain, .blocked(8), .blocked(16)]
 
-    /// max |a − b| in logical (plain) order; infinity when shapes differ or a NaN appears.
-    static func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
-        guard a.shape == b.shape else { return .infinity }
-        let x = a.plainArray, y = b.plainArray
-        var m: Float = 0
-        for i in x.indices {
-            let d = abs(x[i] - y[i])
-            if d.isNaN { return .infinity }
-            m = max(m, d)
-        }
-        return m
-    }
-
     /// Bitwise equality of shape, layout and storage.
     static func identical(_ a: Tensor, _ b: Tensor) -> Bool {
         a.shape == b.shape && a.layout == b.layout && a.array.map(\.bitPattern) == b.array.map(\.bitPattern)
@@ -30,7 +17,7 @@ enum LayerTestKit {
     static func awayFrom(_ kinks: [Float], _ shape: [Int], seed: UInt64, _ lo: Float, _ hi: Float, gap: Float = 0.05) -> Tensor {
         let t = randomTensor(shape, seed: seed, lo, hi)
         for i in 0..<t.count {
-            for k in kinks where abs(t.data[i] - k) < gap { t.data[i] = t.data[i] < k ? k - gap : k + gap }
+            for k in kinks where abs(t[i] - k) < gap { t[i] = t[i] < k ? k - gap : k + gap }
         }
         return t
     }
@@ -45,6 +32,6 @@ enum LayerTestKit {
     /// Sets every parameter of `layer` to uniform values in [lo, hi).
     static func randomizeParameters(_ layer: Layer, seed: UInt64, _ lo: Float = 0.5, _ hi: Float = 1.5) {
         var rng = RNG(seed: seed)
-        for (_, p) in layer.parameters() { for i in 0..<p.count { p.value.data[i] = rng.uniform(lo, hi) } }
+        for (_, p) in layer.parameters() { for i in 0..<p.count { p.value[i] = rng.uniform(lo, hi) } }
     }
 }

@@ -23,8 +23,8 @@ struct LinearTests {
     @Test("hand-computed forward and backward")
     func handComputed() {
         let l = Linear(inputFeatures: 2, outputFeatures: 2)
-        l.weight.value.buffer.update(from: [1, 2, 3, 4])   // W = [[1, 2], [3, 4]]
-        l.bias!.value.buffer.update(from: [0.5, -1])
+        l.weight.value.copyElements(from: Tensor(shape: [2, 2], values: [1, 2, 3, 4]))   // W = [[1, 2], [3, 4]]
+        l.bias!.value.copyElements(from: Tensor(shape: [2], values: [0.5, -1]))
         let x = Tensor(shape: [1, 2], values: [1, -1])
         let y = l.forward(x, mode: .train)
         #expect(y.array == [-0.5, -2])                    // x·Wᵀ + b = [1 − 2 + 0.5, 3 − 4 − 1]

@@ -23,12 +23,12 @@ private func expectAllClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Dou
 /// Central differences of a scalar loss over every element of `x` (float32 perturbation h, Double loss).
 private func numericGradient(_ x: Tensor, h: Float = 1e-2, _ loss: () -> Double) -> [Double] {
     (0..<x.count).map { i in
-        let old = x.data[i]
-        x.data[i] = old + h
+        let old = x[i]
+        x[i] = old + h
         let lp = loss()
-        x.data[i] = old - h
+        x[i] = old - h
         let lm = loss()
-        x.data[i] = old
+        x[i] = old
         return (lp - lm) / (Double(old + h) - Double(old - h))
     }
 }
@@ -65,7 +65,7 @@ struct LossTests {
         let labels: [Int32] = [0, 8, 3, 3, 5, 1]
         var expected = 0.0
         for row in 0..<n {
-            let zr = (0..<c).map { Double(logits.data[row * c + $0]) }
+            let zr = (0..<c).map { Double(logits[row * c + $0]) }
             let m = zr.max()!
             let lse = m + log(zr.map { exp($0 - m) }.reduce(0, +))
             for j in 0..<c {
@@ -120,7 +120,7 @@ struct LossTests {
         for k in [1, 5] {
             var expected = 0
             for row in 0..<n {
-                let order = (0..<c).sorted { logits.data[row * c + $0] > logits.data[row * c + $1] }
+                let order = (0..<c).sorted { logits[row * c + $0] > logits[row * c + $1] }
                 if order.prefix(k).contains(Int(labels[row])) { expected += 1 }
             }
             #expect(topKCorrect(logits, labels: labels, k: k) == expected)
@@ -172,7 +172,7 @@ struct LossTests {
         var expected: [Double] = []
         for row in 0..<b {
             func softmax(_ z: Tensor) -> [Double] {
-                let e = (0..<c).map { exp(Double(z.data[row * c + $0]) / t) }
+                let e = (0..<c).map { exp(Double(z[row * c + $0]) / t) }
                 let s = e.reduce(0, +)
                 return e.map { $0 / s }
             }

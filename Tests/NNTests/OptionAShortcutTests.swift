@@ -36,7 +36,7 @@ struct OptionAShortcutTests {
             let y = s.forward(x, mode: .train)
             let reference = OptionAShortcut(inputChannels: cin, outputChannels: cout, stride: stride)
                 .forward(x.toLayout(.plain), mode: .train)
-            #expect(K.maxDifference(y, reference) == 0, "\(cin)→\(cout) \(layout)")
+            expectClose(y, reference, atol: 0, rtol: 0, "\(cin)→\(cout) \(layout)")
             let failures = GradientCheck().check(s, input: x)
             #expect(failures.isEmpty, "\(cin)→\(cout) s\(stride): \(failures.prefix(5))")
             #expect(s.backward(randomTensor(y.shape, seed: 3)).layout == layout)

@@ -20,13 +20,13 @@ struct ReLUTests {
         let relu = ReLU()
         let y = relu.forward(x, mode: .train)
         #expect(y.layout == layout)
-        #expect(K.maxDifference(y, ReLU().forward(x.toLayout(.plain), mode: .train)) == 0)
+        expectClose(y, ReLU().forward(x.toLayout(.plain), mode: .train), atol: 0, rtol: 0)
         let failures = GradientCheck().check(relu, input: x)
         #expect(failures.isEmpty, "\(failures.prefix(5))")
         // dy may arrive in another layout; dx comes back in the input's.
         let dy = randomTensor(x.shape, seed: 2)
         let dx = relu.backward(dy)
         #expect(dx.layout == layout)
-        #expect(K.maxDifference(dx, relu.backward(dy.toLayout(layout))) == 0)
+        expectClose(dx, relu.backward(dy.toLayout(layout)), atol: 0, rtol: 0)
     }
 }

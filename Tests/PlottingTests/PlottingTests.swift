@@ -198,6 +198,23 @@ func rows(of c: Color, in image: Canvas) -> [Int] {
         #expect(rows(of: blue, in: bare.render(width: 400, height: 300)).min()! > 50)
     }
 
+    /// The top chart fills the first `topFraction` of the height and the bottom one the rest: each panel's
+    /// only series colour appears in its own band of rows and nowhere else.
+    @Test func stackedChartsSplitTheCanvas() {
+        let blue = Color.palette[0], orange = Color.palette[1]
+        let line = (0...10).map { (x: Double($0), y: Double($0 % 3)) }
+        let stacked = StackedCharts(top: LinePlot(title: "top", series: [Series(label: "a", points: line, color: blue)]),
+                                    bottom: LinePlot(xLabel: "x", series: [Series(label: "b", points: line, color: orange)]),
+                                    topFraction: 0.55)
+        let image = stacked.render(width: 640, height: 480)
+        #expect(image.width == 640 && image.height == 480)
+        let split = 264
+        let blueRows = rows(of: blue, in: image), orangeRows = rows(of: orange, in: image)
+        #expect(!blueRows.isEmpty && !orangeRows.isEmpty)
+        #expect(blueRows.max()! < split && orangeRows.min()! >= split, "blue \(blueRows.min()!)…\(blueRows.max()!), orange \(orangeRows.min()!)…")
+        #expect(Canvas.textWidth("ab") == 11)
+    }
+
     /// A single point still shows (as a marker), and a plot drawn into part of a canvas keeps the rest.
     @Test func drawIntoRegionAndSinglePoints() {
         var c = Canvas(width: 400, height: 300, background: Color(250, 240, 230))

@@ -121,7 +121,7 @@ struct DoReFaQuantizerTests {
         }
         // The maximum's gradient includes the max path (it would be (1 − t²)·g/d if the max were detached).
         let t5 = Double(tanhf(2)), d = t5 + 1e-5
-        let detached = (1 - t5 * t5) * Double(r.data[5]) / d
+        let detached = (1 - t5 * t5) * Double(r[5]) / d
         #expect(abs(Double(dx[5]) - detached) > 1e-3)
     }
 

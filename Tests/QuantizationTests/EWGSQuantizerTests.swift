@@ -16,12 +16,10 @@ private func run(_ q: Quantizer, _ xs: [Float], dy: [Float]? = nil) -> (y: [Floa
 
 private func ewgs(_ role: QuantizerRole, bits: Int, l: Float, u: Float, delta: Float = 0) -> EWGSQuantizer {
     let q = EWGSQuantizer(role: role, bits: bits, delta: delta)
-    q.lower.value.data[0] = l
-    q.upper.value.data[0] = u
+    q.lower.value[0] = l
+    q.upper.value[0] = u
     return q
 }
-
-private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a - b) <= tol * max(1, abs(b)) }
 
 @Suite struct EWGSQuantizerTests {
     /// Ties: x at the middle of [l, u] gives n = 0.5 exactly, so n·(L−1) = (L−1)/2 = k + ½ with
@@ -34,7 +32,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
         }
         // Weights: W_q = 2(q − 0.5): 1 bit → −1; 2 bits → 2(2/3 − 0.5) = 1/3.
         #expect(run(ewgs(.weight, bits: 1, l: -1, u: 1), [0]).y == [-1])
-        #expect(close(run(ewgs(.weight, bits: 2, l: -1, u: 1), [0]).y[0], 1.0 / 3))
+        #expect(isClose(run(ewgs(.weight, bits: 2, l: -1, u: 1), [0]).y[0], 1.0 / 3, atol: 1e-6, rtol: 1e-6))
     }
 
     /// Clip boundaries with l = −1, u = 3 (u − l = 4), activations, STE (δ = 0), dy = 1:
@@ -49,10 +47,10 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
         for c in cases {
             let q = ewgs(.activation, bits: 2, l: -1, u: 3)
             let r = run(q, [c.x])
-            #expect(close(r.y[0], c.y) && r.dx == [c.dx], "x \(c.x): y \(r.y), dx \(r.dx)")
-            #expect(q.upper.grad.data[0] == c.du && q.lower.grad.data[0] == c.dl,
-                    "x \(c.x): du \(q.upper.grad.data[0]) dl \(q.lower.grad.data[0])")
-            #expect(q.upperT!.grad.data[0] == 0 && q.lowerT!.grad.data[0] == 0)
+            #expect(isClose(r.y[0], c.y, atol: 1e-6, rtol: 1e-6) && r.dx == [c.dx], "x \(c.x): y \(r.y), dx \(r.dx)")
+            #expect(q.upper.grad[0] == c.du && q.lower.grad[0] == c.dl,
+                    "x \(c.x): du \(q.upper.grad[0]) dl \(q.lower.grad[0])")
+            #expect(q.upperT!.grad[0] == 0 && q.lowerT!.grad[0] == 0)
         }
     }
 
@@ -62,12 +60,12 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
     @Test func weightGradients() {
         let q = ewgs(.weight, bits: 2, l: -1, u: 1)
         let r = run(q, [0.5])
-        #expect(close(r.y[0], 1.0 / 3) && r.dx == [1])
-        #expect(q.upper.grad.data[0] == -0.75 && q.lower.grad.data[0] == -0.25)
+        #expect(isClose(r.y[0], 1.0 / 3, atol: 1e-6, rtol: 1e-6) && r.dx == [1])
+        #expect(q.upper.grad[0] == -0.75 && q.lower.grad[0] == -0.25)
         let q2 = ewgs(.weight, bits: 2, l: -1, u: 1)
         let r2 = run(q2, [1, 1.01, -1.01])
         #expect(r2.y == [1, 1, -1] && r2.dx == [1, 0, 0])
-        #expect(q2.upper.grad.data[0] == -1 && q2.lower.grad.data[0] == 0)
+        #expect(q2.upper.grad[0] == -1 && q2.lower.grad[0] == 0)
     }
 
     /// 1 bit: {0, 1} activations, {−1, +1} weights; 8 bits: 255 steps, the extremes map to 0 and 1 and the
@@ -76,7 +74,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
         #expect(run(ewgs(.activation, bits: 1, l: 0, u: 1), [-0.2, 0, 0.49, 0.51, 1, 7]).y == [0, 0, 0, 1, 1, 1])
         #expect(run(ewgs(.weight, bits: 1, l: -1, u: 1), [-3, -0.1, 0.1, 3]).y == [-1, -1, 1, 1])
         let r = run(ewgs(.activation, bits: 8, l: 0, u: 1), [0, 0.0019, 0.0021, 1])
-        #expect(r.y[0] == 0 && r.y[1] == 0 && close(r.y[2], 1.0 / 255) && r.y[3] == 1)
+        #expect(r.y[0] == 0 && r.y[1] == 0 && isClose(r.y[2], 1.0 / 255, atol: 1e-6, rtol: 1e-6) && r.y[3] == 1)
         let w = run(ewgs(.weight, bits: 8, l: -1, u: 1), [-1, 1])
         #expect(w.y == [-1, 1])
     }
@@ -87,7 +85,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
     @Test func ewgsScaledBackward() {
         let q = ewgs(.activation, bits: 2, l: 0, u: 1, delta: 0.5)
         let r = run(q, [0.4, 0.4, 0.6], dy: [1, -1, 1])
-        #expect(close(r.dx[0], 1 + 1.0 / 30) && close(r.dx[1], -1 + 1.0 / 30) && close(r.dx[2], 1 - 1.0 / 30), "\(r.dx)")
+        #expect(isClose(r.dx[0], 1 + 1.0 / 30, atol: 1e-6, rtol: 1e-6) && isClose(r.dx[1], -1 + 1.0 / 30, atol: 1e-6, rtol: 1e-6) && isClose(r.dx[2], 1 - 1.0 / 30, atol: 1e-6, rtol: 1e-6), "\(r.dx)")
         q.delta = 0
         #expect(run(q, [0.4, 0.4], dy: [1, -1]).dx == [1, -1])
         #expect(q.buffers().map(\.name) == ["bkwd_scaling_factorA"])
@@ -101,16 +99,16 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
         #expect(!w.isCalibrated)
         w.calibrate(Tensor(shape: [4], values: [1, 2, 3, 4]))
         let std = Float((5.0 / 3).squareRoot())
-        #expect(close(w.upper.value.data[0], 3 * std) && close(w.lower.value.data[0], -3 * std) && w.isCalibrated)
+        #expect(isClose(w.upper.value[0], 3 * std, atol: 1e-6, rtol: 1e-6) && isClose(w.lower.value[0], -3 * std, atol: 1e-6, rtol: 1e-6) && w.isCalibrated)
         let a = EWGSQuantizer(role: .activation, bits: 2)
         a.calibrate(Tensor(shape: [2, 2], values: [0, 1, 2, 3]))
         let uA = Float(3 * (5.0 / 3).squareRoot() / (1 - 2 / Double.pi).squareRoot())
-        #expect(close(a.upper.value.data[0], uA) && a.lower.value.data[0] == 0)
-        #expect(a.upperT!.value.data[0] == a.upper.value.data[0] && a.lowerT!.value.data[0] == 0)
+        #expect(isClose(a.upper.value[0], uA, atol: 1e-6, rtol: 1e-6) && a.lower.value[0] == 0)
+        #expect(a.upperT!.value[0] == a.upper.value[0] && a.lowerT!.value[0] == 0)
         // An uncalibrated quantizer calibrates itself on its first forward.
         let b = EWGSQuantizer(role: .weight, bits: 2)
         _ = b.forward(Tensor(shape: [4], values: [1, 2, 3, 4]), mode: .eval)
-        #expect(close(b.upper.value.data[0], 3 * std))
+        #expect(isClose(b.upper.value[0], 3 * std, atol: 1e-6, rtol: 1e-6))
     }
 
     /// The vectorised kernels equal their naive twins bit for bit (values; sums to rounding), across chunk
@@ -122,23 +120,30 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
             Threads.set(threads)
             for (bits, signed, delta) in [(1, false, Float(0)), (2, true, 0.3), (4, false, 0.7), (8, true, 0)] {
                 let y1 = Tensor(shape: [n]), y2 = Tensor(shape: [n])
-                intervalQuantizeForward(y: y1.data, x: x.data, count: n, lower: -0.5, upper: 2.1, levels: 1 << bits, signed: signed)
-                intervalQuantizeForwardNaive(y: y2.data, x: x.data, count: n, lower: -0.5, upper: 2.1, levels: 1 << bits, signed: signed)
+                withUnsafeMutablePointers(y1, x) { y1, x in
+                    intervalQuantizeForward(y: y1, x: x, count: n, lower: -0.5, upper: 2.1, levels: 1 << bits, signed: signed)
+                }
+                withUnsafeMutablePointers(y2, x) { y2, x in
+                    intervalQuantizeForwardNaive(y: y2, x: x, count: n, lower: -0.5, upper: 2.1, levels: 1 << bits, signed: signed)
+                }
                 #expect(y1.array == y2.array)
                 let d1 = Tensor(shape: [n]), d2 = Tensor(shape: [n])
-                let s1 = intervalQuantizeBackward(dx: d1.data, dy: dy.data, x: x.data, count: n, lower: -0.5, upper: 2.1,
+                let s1 = withUnsafeMutablePointers(d1, dy, x) { d1, dy, x in
+                    intervalQuantizeBackward(dx: d1, dy: dy, x: x, count: n, lower: -0.5, upper: 2.1,
+                                             levels: 1 << bits, gain: signed ? 2 : 1, delta: delta)
+                }
+                let s2 = withUnsafeMutablePointers(d2, dy, x) { d2, dy, x in
+                    intervalQuantizeBackwardNaive(dx: d2, dy: dy, x: x, count: n, lower: -0.5, upper: 2.1,
                                                   levels: 1 << bits, gain: signed ? 2 : 1, delta: delta)
-                let s2 = intervalQuantizeBackwardNaive(dx: d2.data, dy: dy.data, x: x.data, count: n, lower: -0.5, upper: 2.1,
-                                                       levels: 1 << bits, gain: signed ? 2 : 1, delta: delta)
+                }
                 #expect(d1.array == d2.array)
                 #expect(abs(s1.dx - s2.dx) < 1e-3 && abs(s1.dxTimesN - s2.dxTimesN) < 1e-3)
             }
             let o1 = Tensor(shape: [n]), o2 = Tensor(shape: [n])
-            let t1 = scaleBackward(dx: o1.data, dy: dy.data, y0: x.data, s: 1.7, count: n)
-            let t2 = scaleBackwardNaive(dx: o2.data, dy: dy.data, y0: x.data, s: 1.7, count: n)
+            let t1 = withUnsafeMutablePointers(o1, dy, x) { o1, dy, x in scaleBackward(dx: o1, dy: dy, y0: x, s: 1.7, count: n) }
+            let t2 = withUnsafeMutablePointers(o2, dy, x) { o2, dy, x in scaleBackwardNaive(dx: o2, dy: dy, y0: x, s: 1.7, count: n) }
             #expect(o1.array == o2.array && abs(t1 - t2) < 1e-3)
         }
-        withExtendedLifetime((x, dy)) {}
         Threads.set(1)
     }
 
@@ -150,11 +155,10 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
         for threads in [1, 2, 1] {
             Threads.set(threads)
             let d = Tensor(shape: [n])
-            results.append(withExtendedLifetime(d) {
-                intervalQuantizeBackward(dx: d.data, dy: dy.data, x: x.data, count: n, lower: 0, upper: 1.5, levels: 4, gain: 1, delta: 0)
+            results.append(withUnsafeMutablePointers(d, dy, x) { d, dy, x in
+                intervalQuantizeBackward(dx: d, dy: dy, x: x, count: n, lower: 0, upper: 1.5, levels: 4, gain: 1, delta: 0)
             })
         }
-        withExtendedLifetime((x, dy)) {}
         Threads.set(1)
         #expect(results[0] == results[1] && results[1] == results[2])
     }
@@ -169,7 +173,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-6) -> Bool { abs(a 
             let x = Tensor(shape: [64])
             for i in 0..<64 {
                 let n: Float = i % 8 == 0 ? (i % 16 == 0 ? rng.uniform(-0.6, -0.1) : rng.uniform(1.1, 1.5)) : rng.uniform(0.05, 0.95)
-                x.data[i] = -0.8 + n * 2.1
+                x[i] = -0.8 + n * 2.1
             }
             let failures = GradientCheck(h: 1e-2, atol: 5e-3, rtol: 2e-2, probes: 64).check(q, input: x)
             #expect(failures.isEmpty, "\(role): \(failures.prefix(5))")

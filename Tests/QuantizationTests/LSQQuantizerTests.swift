@@ -34,11 +34,11 @@ struct LSQQuantizerTests {
     func forwardHousekeeping() {
         let q = LSQQuantizer(role: .activation, bits: 4)
         q.calibrate(K.tensor([1]))
-        q.scale.value.data[0] = -0.5
-        q.zeroPoint.value.data[0] = 0.3
+        q.scale.value[0] = -0.5
+        q.zeroPoint.value[0] = 0.3
         _ = q.forward(K.tensor([1, 2]), mode: .eval)
         #expect(q.scaleValue == 0.5 && q.zeroPoint.value.array == [0])
-        q.scale.value.data[0] = 1e-12
+        q.scale.value[0] = 1e-12
         _ = q.forward(K.tensor([1, 2]), mode: .eval)
         #expect(q.scaleValue == float32Epsilon)
         // f = 1/√(numel·qmax): [8, 3, 2, 2] → numel 96, 4 bits: 1/√(96·7).
@@ -54,18 +54,18 @@ struct LSQQuantizerTests {
         //  x = −3:    q = −6 < −4: ds = qmin·f = −4f, dz = −s·f, dx = 0
         let q = LSQQuantizer(role: .weight, bits: 3)
         q.calibrate(K.tensor([1]))
-        q.scale.value.data[0] = 0.5
+        q.scale.value[0] = 0.5
         let x = K.tensor([0.6, -2.25, 1.75, -3])
         let r = K.run(q, x)
         #expect(r.y == [0.5, -2, 1.5, -2])
         #expect(r.dx == [1, 1, 0, 0])
         let f = Float(1 / (4.0 * 3).squareRoot())
         let expected = Double((0.5 - Float(0.6)) * 2 * f) + Double(0.25 * 2 * f) + Double(3 * f) + Double(-4 * f)
-        #expect(abs(Double(q.scale.grad.data[0]) - expected) < 1e-7)
-        #expect(abs(Double(q.zeroPoint.grad.data[0]) - 2 * Double(-1 * 0.5 * f)) < 1e-7)
+        #expect(abs(Double(q.scale.grad[0]) - expected) < 1e-7)
+        #expect(abs(Double(q.zeroPoint.grad[0]) - 2 * Double(-1 * 0.5 * f)) < 1e-7)
         // Gradients accumulate.
         _ = K.run(q, x)
-        #expect(abs(Double(q.scale.grad.data[0]) - 2 * expected) < 2e-7)
+        #expect(abs(Double(q.scale.grad[0]) - 2 * expected) < 2e-7)
     }
 
     @Test("finite differences: ∂s/f equals the true derivative minus Σ_in-range dy·x/s (LSQ's STE term)")
@@ -85,16 +85,16 @@ struct LSQQuantizerTests {
         let r = K.randomTensor([values.count], seed: 10)
         let q = LSQQuantizer(role: .activation, bits: bits)
         q.calibrate(x)
-        q.scale.value.data[0] = s
+        q.scale.value[0] = s
         _ = q.forward(x, mode: .train)
         _ = q.backward(r)
-        let analytic = Double(q.scale.grad.data[0])
+        let analytic = Double(q.scale.grad[0])
         // h moves x/s by at most |x/s|·h/s ≈ 15·4e-3 = 0.06 < 0.2: no element crosses a rounding edge.
         let numeric = K.centralDifference(q, x: x, r: r, value: q.scale.value, index: 0, h: 2e-3)
         var inRange = 0.0
         for (i, v) in values.enumerated() {
             let qv = (v / s).rounded(.toNearestOrEven)
-            if qv >= -8 && qv <= 7 { inRange += Double(r.data[i]) * Double(v) / Double(s) }
+            if qv >= -8 && qv <= 7 { inRange += Double(r[i]) * Double(v) / Double(s) }
         }
         let f = Double(q.gradFactor(count: values.count))
         #expect(abs(analytic - f * (numeric - inRange)) <= 1e-4 * max(1, abs(analytic)),

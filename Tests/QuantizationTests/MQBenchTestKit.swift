@@ -17,7 +17,7 @@ enum MQBenchTestKit {
     static func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
         var rng = RNG(seed: seed)
         let t = Tensor(shape: shape)
-        for i in 0..<t.count { t.data[i] = rng.normal() * scale }
+        for i in 0..<t.count { t[i] = rng.normal() * scale }
         return t
     }
 
@@ -37,15 +37,15 @@ enum MQBenchTestKit {
         return s
     }
 
-    /// Central difference of L(v) = Σ q.forward(x)·r with respect to `value.data[index]` (double accumulation
+    /// Central difference of L(v) = Σ q.forward(x)·r with respect to `value[index]` (double accumulation
     /// over the float32 forward; eval mode so nothing is saved).
     static func centralDifference(_ q: Quantizer, x: Tensor, r: Tensor, value: Tensor, index: Int, h: Float) -> Double {
-        let old = value.data[index]
-        value.data[index] = old + h
+        let old = value[index]
+        value[index] = old + h
         let lp = dot(q.forward(x, mode: .eval), r)
-        value.data[index] = old - h
+        value[index] = old - h
         let lm = dot(q.forward(x, mode: .eval), r)
-        value.data[index] = old
+        value[index] = old
         return (lp - lm) / (2 * Double(h))
     }
 }

@@ -72,13 +72,13 @@ import Testing
         for (name, l) in quantizedLayers(in: model) {
             let q = l as! QConv2d
             let w = q.weightQuantizer as! EWGSQuantizer, a = q.inputQuantizer as! EWGSQuantizer
-            #expect(w.isCalibrated && a.isCalibrated && q.initFlag!.value.data[0] == 0, "\(name)")
-            #expect(a.lower.value.data[0] == 0, "\(name): lA \(a.lower.value.data[0])")
-            let std = Float(tensorStatistics(q.weight.value.data, count: q.weight.count).std)
-            #expect(w.upper.value.data[0] == std * 3)
-            #expect(q.outputScale!.value.data[0] > 0 && q.outputScale!.value.data[0].isFinite)
+            #expect(w.isCalibrated && a.isCalibrated && q.initFlag!.value[0] == 0, "\(name)")
+            #expect(a.lower.value[0] == 0, "\(name): lA \(a.lower.value[0])")
+            let std = q.weight.value.withUnsafeMutablePointer { w in Float(tensorStatistics(w, count: q.weight.count).std) }
+            #expect(w.upper.value[0] == std * 3)
+            #expect(q.outputScale!.value[0] > 0 && q.outputScale!.value[0].isFinite)
         }
-        let tracked = model.namedTensors().first { $0.name == "bn1.num_batches_tracked" }!.tensor.data[0]
+        let tracked = model.namedTensors().first { $0.name == "bn1.num_batches_tracked" }!.tensor[0]
         #expect(tracked == 1)
     }
 

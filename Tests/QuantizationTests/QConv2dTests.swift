@@ -6,8 +6,6 @@ import Quantization
 import Tensors
 import Testing
 
-private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-5) -> Bool { abs(a - b) <= tol * max(1, abs(b)) }
-
 @Suite struct QConv2dTests {
     /// With identity quantizers QConv2d is conv(x, W) + b times |s|: every gradient (input, weight, bias,
     /// output_scale, with s < 0 to exercise sign(s)) matches central differences.
@@ -17,7 +15,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-5) -> Bool { abs(a 
         conv.resetParameters(rng: &rng)
         let q = QConv2d(conv, weightQuantizer: IdentityQuantizer(role: .weight),
                         inputQuantizer: IdentityQuantizer(role: .activation), outputScale: true)
-        q.outputScale!.value.data[0] = -1.3
+        q.outputScale!.value[0] = -1.3
         #expect(q.parameters().map(\.name) == ["weight", "bias", "output_scale"])
         let x = randomTensor([2, 4, 5, 5], seed: 2)
         let failures = GradientCheck(h: 1e-2, atol: 2e-3, rtol: 1e-2, probes: 16).check(q, input: x)
@@ -37,24 +35,24 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-5) -> Bool { abs(a 
     ///   ∂uA = −(0.2·2 − 0.6·2/3) = 0;  ∂lA = (0.2 − 1)·2 + (0.6 − 1)·(−2/3) = −4/3.
     @Test func ewgsHandComputedConv() {
         let conv = Conv2d(inputChannels: 1, outputChannels: 1, kernelSize: 2, bias: true)
-        for (i, v) in [Float(0.9), -0.2, 0.3, -1.0].enumerated() { conv.weight.value.data[i] = v }
-        conv.bias!.value.data[0] = 0.1
+        for (i, v) in [Float(0.9), -0.2, 0.3, -1.0].enumerated() { conv.weight.value[i] = v }
+        conv.bias!.value[0] = 0.1
         let wq = EWGSQuantizer(role: .weight, bits: 2), aq = EWGSQuantizer(role: .activation, bits: 2)
-        wq.lower.value.data[0] = -1; wq.upper.value.data[0] = 1
-        aq.lower.value.data[0] = 0; aq.upper.value.data[0] = 1
+        wq.lower.value[0] = -1; wq.upper.value[0] = 1
+        aq.lower.value[0] = 0; aq.upper.value[0] = 1
         let q = QConv2d(conv, weightQuantizer: wq, inputQuantizer: aq, outputScale: true)
-        q.outputScale!.value.data[0] = -2
+        q.outputScale!.value[0] = -2
         let x = Tensor(shape: [1, 1, 2, 2], values: [0.2, 0.6, 1.5, -0.3])
         let y = q.forward(x, mode: .train)
         let y0: Float = 4.0 / 9 + 0.1
-        #expect(close(y.plainArray[0], 2 * y0))
+        #expect(isClose(y.plainArray[0], 2 * y0, atol: 1e-5, rtol: 1e-5))
         let dx = q.backward(Tensor(shape: [1, 1, 1, 1], values: [1])).plainArray
-        #expect(close(q.outputScale!.grad.data[0], -y0))
-        #expect(close(conv.bias!.grad.data[0], 2))
-        for (a, b) in zip(conv.weight.grad.array, [2.0 / 3, 4.0 / 3, 2, 0] as [Float]) { #expect(close(a, b), "\(conv.weight.grad.array)") }
-        #expect(close(wq.upper.grad.data[0], -37.0 / 15) && close(wq.lower.grad.data[0], -23.0 / 15))
-        for (a, b) in zip(dx, [2, -2.0 / 3, 0, 0] as [Float]) { #expect(close(a, b), "\(dx)") }
-        #expect(close(aq.upper.grad.data[0], 0) && close(aq.lower.grad.data[0], -4.0 / 3))
+        #expect(isClose(q.outputScale!.grad[0], -y0, atol: 1e-5, rtol: 1e-5))
+        #expect(isClose(conv.bias!.grad[0], 2, atol: 1e-5, rtol: 1e-5))
+        for (a, b) in zip(conv.weight.grad.array, [2.0 / 3, 4.0 / 3, 2, 0] as [Float]) { #expect(isClose(a, b, atol: 1e-5, rtol: 1e-5), "\(conv.weight.grad.array)") }
+        #expect(isClose(wq.upper.grad[0], -37.0 / 15, atol: 1e-5, rtol: 1e-5) && isClose(wq.lower.grad[0], -23.0 / 15, atol: 1e-5, rtol: 1e-5))
+        for (a, b) in zip(dx, [2, -2.0 / 3, 0, 0] as [Float]) { #expect(isClose(a, b, atol: 1e-5, rtol: 1e-5), "\(dx)") }
+        #expect(isClose(aq.upper.grad[0], 0, atol: 1e-5, rtol: 1e-5) && isClose(aq.lower.grad[0], -4.0 / 3, atol: 1e-5, rtol: 1e-5))
         #expect(q.parameters().map(\.name) == ["weight", "bias", "uW", "lW", "uA", "lA", "uA_t", "lA_t", "output_scale"])
         #expect(q.buffers().map(\.name) == ["bkwd_scaling_factorW", "bkwd_scaling_factorA", "init"])
     }
@@ -69,22 +67,24 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-5) -> Bool { abs(a 
                         inputQuantizer: EWGSQuantizer(role: .activation, bits: 2), outputScale: true)
         let x = randomTensor([2, 3, 6, 6], seed: 10, 0, 2)
         q.calibrate(x)
-        let wStats = tensorStatistics(conv.weight.value.data, count: conv.weight.count)
-        let xStats = tensorStatistics(x.data, count: x.count)
+        let wStats = conv.weight.value.withUnsafeMutablePointer { w in tensorStatistics(w, count: conv.weight.count) }
+        let xStats = x.withUnsafeMutablePointer { p in tensorStatistics(p, count: x.count) }
         let wq = q.weightQuantizer as! EWGSQuantizer, aq = q.inputQuantizer as! EWGSQuantizer
-        #expect(wq.upper.value.data[0] == Float(wStats.std) * 3 && wq.lower.value.data[0] == -Float(wStats.std) * 3)
-        #expect(close(aq.upper.value.data[0], Float(3 * xStats.std / (1 - 2 / Double.pi).squareRoot())))
-        #expect(aq.lower.value.data[0] == xStats.min)
+        #expect(wq.upper.value[0] == Float(wStats.std) * 3 && wq.lower.value[0] == -Float(wStats.std) * 3)
+        #expect(isClose(aq.upper.value[0], Float(3 * xStats.std / (1 - 2 / Double.pi).squareRoot()), atol: 1e-5, rtol: 1e-5))
+        #expect(aq.lower.value[0] == xStats.min)
         let g = conv.geometry(batch: 2, inputHeight: 6, inputWidth: 6)
         func meanAbsConv(_ x: Tensor, _ w: Tensor) -> Double {
             let y = Tensor(shape: g.outputShape)
-            convForwardReference(y.data, yBlock: 1, x.data, xBlock: 1, w.data, conv.bias!.value.data, g)
+            withUnsafeMutablePointers(y, x, w, conv.bias!.value) { y, x, w, b in
+                convForwardReference(y, yBlock: 1, x, xBlock: 1, w, b, g)
+            }
             return y.array.reduce(0) { $0 + Double(abs($1)) } / Double(y.count)
         }
         let xq = aq.forward(x, mode: .eval), wqT = wq.forward(conv.weight.value, mode: .eval)
         let expected = meanAbsConv(x, conv.weight.value) / meanAbsConv(xq, wqT)
-        #expect(abs(Double(q.outputScale!.value.data[0]) - expected) < 1e-5 * expected,
-                "\(meanAbsConv(x, conv.weight.value)) \(meanAbsConv(xq, wqT)) \(q.outputScale!.value.data[0])")
+        #expect(abs(Double(q.outputScale!.value[0]) - expected) < 1e-5 * expected,
+                "\(meanAbsConv(x, conv.weight.value)) \(meanAbsConv(xq, wqT)) \(q.outputScale!.value[0])")
     }
 
     /// QLinear with identity quantizers: gradients match central differences.
@@ -94,7 +94,7 @@ private func close(_ a: Float, _ b: Float, _ tol: Float = 1e-5) -> Bool { abs(a 
         linear.resetParameters(rng: &rng)
         let q = QLinear(linear, weightQuantizer: IdentityQuantizer(role: .weight),
                         inputQuantizer: IdentityQuantizer(role: .activation), outputScale: true)
-        q.outputScale!.value.data[0] = 0.7
+        q.outputScale!.value[0] = 0.7
         let failures = GradientCheck(h: 1e-2, atol: 2e-3, rtol: 1e-2, probes: 16).check(q, input: randomTensor([3, 6], seed: 4))
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }

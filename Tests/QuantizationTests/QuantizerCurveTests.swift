@@ -1,5 +1,4 @@
 import Foundation
-import Plotting
 import Quantization
 import Testing
 
@@ -30,31 +29,5 @@ import Testing
         #expect(throws: QuantizationError.self) { try QuantizerCurve.compute(scheme: EWGSScheme(), role: .weight, bits: 2, set: ["lA": 0]) }
         #expect(throws: QuantizationError.self) { try QuantizerCurve.compute(scheme: EWGSScheme(), role: .weight, bits: 2, from: 1, to: 0) }
         #expect(throws: QuantizationError.self) { try QuantizerCurve.compute(scheme: EWGSScheme(), role: .weight, bits: 2, steps: 1) }
-    }
-
-    /// The PNG decodes with libpng at the requested size and is not blank (many non-white pixels, several colours).
-    @Test func pngDecodes() throws {
-        let curve = try QuantizerCurve.compute(scheme: EWGSScheme(), role: .activation, bits: 2, steps: 101)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("curve-\(UUID().uuidString).png")
-        defer { try? FileManager.default.removeItem(at: url) }
-        try curve.writePNG(to: url, width: 640, height: 480)
-        let image = try Canvas.readPNG(from: url)
-        #expect(image.width == 640 && image.height == 480)
-        var nonWhite = 0
-        var colours = Set<[UInt8]>()
-        for y in 0..<image.height {
-            for x in 0..<image.width {
-                let c = image.pixel(x, y)
-                if c != .white { nonWhite += 1 }
-                colours.insert([c.r, c.g, c.b])
-            }
-        }
-        #expect(nonWhite > 5_000 && colours.count >= 5)
-        #expect(throws: PNGError.self) { try Canvas.readPNG(from: url.appendingPathExtension("missing")) }
-    }
-
-    @Test func plotTicksAndLabels() {
-        #expect(LinePlot.niceTicks(0...1) == [0, 0.2, 0.4, 0.6, 0.8, 1])
-        #expect(Canvas.textWidth("ab") == 11)
     }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 import NN
@@ -37,36 +38,15 @@ private struct QuantizerGolden {
         return t
     }
 
-    func value(_ key: String) throws -> Float { try tensor(key).data[0] }
+    func value(_ key: String) throws -> Float { try tensor(key)[0] }
 }
 
 private struct GoldenFailure: Error, CustomStringConvertible { let description: String }
 
 /// |a − e| ≤ atol + rtol·|e| elementwise; one issue naming the worst element.
-private func expectClose(_ actual: [Float], _ expected: [Float], atol: Float, rtol: Float, _ what: String,
-                         sourceLocation: SourceLocation = #_sourceLocation) {
-    guard actual.count == expected.count else {
-        Issue.record("\(what): \(actual.count) values, golden \(expected.count)", sourceLocation: sourceLocation)
-        return
-    }
-    var bad = 0, worst = -1
-    var worstExcess: Float = 0
-    for i in 0..<actual.count {
-        let excess = abs(actual[i] - expected[i]) - (atol + rtol * abs(expected[i]))
-        if !(excess <= 0) {
-            bad += 1
-            if worst < 0 || excess > worstExcess || excess.isNaN { worst = i; worstExcess = excess }
-        }
-    }
-    if bad > 0 {
-        Issue.record("\(what): \(bad) of \(actual.count) differ; worst [\(worst)] got \(actual[worst]), golden \(expected[worst]) (atol \(atol), rtol \(rtol)); \(regenerate)",
-                     sourceLocation: sourceLocation)
-    }
-}
-
 private func expectExact(_ actual: [Float], _ expected: [Float], _ what: String,
                          sourceLocation: SourceLocation = #_sourceLocation) {
-    expectClose(actual, expected, atol: 0, rtol: 0, what, sourceLocation: sourceLocation)
+    expectClose(actual, expected, atol: 0, rtol: 0, what, hint: regenerate, sourceLocation: sourceLocation)
 }
 
 @Suite("Golden: quantizers vs PyTorch")
@@ -94,18 +74,20 @@ struct QuantizerGoldenTests {
         let g = try QuantizerGolden()
         let q = LSQQuantizer(role: .activation, bits: bits)
         q.calibrate(try g.tensor("\(name).calib"))
-        expectClose([q.scaleValue], [try g.value("\(name).calib_scale")], atol: 0, rtol: 1e-6, "\(name) calibrated scale")
+        expectClose([q.scaleValue], [try g.value("\(name).calib_scale")], atol: 0, rtol: 1e-6, "\(name) calibrated scale",
+                    hint: regenerate)
         // Continue from PyTorch's s (its sign flipped in the negative-scale case: the forward takes |s|).
         let s = try g.value("\(name).calib_scale")
-        q.scale.value.data[0] = name.hasSuffix("negative_scale") ? -s : s
+        q.scale.value[0] = name.hasSuffix("negative_scale") ? -s : s
         let y = q.forward(try g.tensor("\(name).x"), mode: .train)
         expectExact([q.scaleValue], [try g.value("\(name).scale")], "\(name) scale after |s|, eps")
         expectExact(y.array, try g.tensor("\(name).y").array, "\(name) y")
         let dx = q.backward(try g.tensor("\(name).dy"))
         expectExact(dx.array, try g.tensor("\(name).dx").array, "\(name) dx")
-        expectClose(q.scale.grad.array, try g.tensor("\(name).dscale").array, atol: 1e-6, rtol: 1e-5, "\(name) dscale")
+        expectClose(q.scale.grad.array, try g.tensor("\(name).dscale").array, atol: 1e-6, rtol: 1e-5, "\(name) dscale",
+                    hint: regenerate)
         expectClose(q.zeroPoint.grad.array, try g.tensor("\(name).dzero_point").array, atol: 1e-6, rtol: 1e-5,
-                    "\(name) dzero_point")
+                    "\(name) dzero_point", hint: regenerate)
     }
 
     @Test("DoReFa: normalisation, calibration, y, dx", arguments: doReFaCases)
@@ -113,14 +95,15 @@ struct QuantizerGoldenTests {
         let g = try QuantizerGolden()
         let q = DoReFaQuantizer(role: .activation, bits: bits)
         let calibOut = q.calibrationForward(try g.tensor("\(name).calib"))
-        expectClose(calibOut.array, try g.tensor("\(name).calib_out").array, atol: 0, rtol: 2e-6, "\(name) calib_out")
-        expectClose([q.scaleValue], [try g.value("\(name).scale")], atol: 0, rtol: 2e-6, "\(name) scale")
+        expectClose(calibOut.array, try g.tensor("\(name).calib_out").array, atol: 0, rtol: 2e-6, "\(name) calib_out",
+                    hint: regenerate)
+        expectClose([q.scaleValue], [try g.value("\(name).scale")], atol: 0, rtol: 2e-6, "\(name) scale", hint: regenerate)
         let s = try g.value("\(name).scale")
-        q.scale.value.data[0] = s
+        q.scale.value[0] = s
         let x = try g.tensor("\(name).x")
         let normalised = DoReFaQuantizer(role: .activation, bits: bits).calibrationForward(x)
         let yN = try g.tensor("\(name).normalised").array
-        expectClose(normalised.array, yN, atol: 0, rtol: 2e-6, "\(name) normalised")
+        expectClose(normalised.array, yN, atol: 0, rtol: 2e-6, "\(name) normalised", hint: regenerate)
         let y = q.forward(x, mode: .train).array
         let yG = try g.tensor("\(name).y").array
         let inv = 1 / s
@@ -134,9 +117,9 @@ struct QuantizerGoldenTests {
                 offTie.append(y[i]); offTieGolden.append(yG[i])
             }
         }
-        expectClose(offTie, offTieGolden, atol: 1e-6, rtol: 0, "\(name) y (off ties)")
+        expectClose(offTie, offTieGolden, atol: 1e-6, rtol: 0, "\(name) y (off ties)", hint: regenerate)
         let dx = q.backward(try g.tensor("\(name).dy"))
-        expectClose(dx.array, try g.tensor("\(name).dx").array, atol: 1e-5, rtol: 1e-4, "\(name) dx")
+        expectClose(dx.array, try g.tensor("\(name).dx").array, atol: 1e-5, rtol: 1e-4, "\(name) dx", hint: regenerate)
     }
 
     static let ewgsCases: [(String, QuantizerRole, Int, Float)] = [
@@ -151,16 +134,20 @@ struct QuantizerGoldenTests {
         let g = try QuantizerGolden()
         let q = EWGSQuantizer(role: role, bits: bits, delta: delta)
         q.calibrate(try g.tensor("\(name).calib"))
-        expectClose(q.lower.value.array, try g.tensor("\(name).l").array, atol: 1e-7, rtol: 1e-6, "\(name) l")
-        expectClose(q.upper.value.array, try g.tensor("\(name).u").array, atol: 1e-7, rtol: 1e-6, "\(name) u")
+        expectClose(q.lower.value.array, try g.tensor("\(name).l").array, atol: 1e-7, rtol: 1e-6, "\(name) l",
+                    hint: regenerate)
+        expectClose(q.upper.value.array, try g.tensor("\(name).u").array, atol: 1e-7, rtol: 1e-6, "\(name) u",
+                    hint: regenerate)
         // Continue from PyTorch's interval.
-        q.lower.value.data[0] = try g.value("\(name).l")
-        q.upper.value.data[0] = try g.value("\(name).u")
+        q.lower.value[0] = try g.value("\(name).l")
+        q.upper.value[0] = try g.value("\(name).u")
         let y = q.forward(try g.tensor("\(name).x"), mode: .train)
-        expectClose(y.array, try g.tensor("\(name).y").array, atol: 1e-6, rtol: 0, "\(name) y")
+        expectClose(y.array, try g.tensor("\(name).y").array, atol: 1e-6, rtol: 0, "\(name) y", hint: regenerate)
         let dx = q.backward(try g.tensor("\(name).dy"))
-        expectClose(dx.array, try g.tensor("\(name).dx").array, atol: 1e-5, rtol: 1e-5, "\(name) dx")
-        expectClose(q.lower.grad.array, try g.tensor("\(name).dl").array, atol: 1e-5, rtol: 1e-5, "\(name) dl")
-        expectClose(q.upper.grad.array, try g.tensor("\(name).du").array, atol: 1e-5, rtol: 1e-5, "\(name) du")
+        expectClose(dx.array, try g.tensor("\(name).dx").array, atol: 1e-5, rtol: 1e-5, "\(name) dx", hint: regenerate)
+        expectClose(q.lower.grad.array, try g.tensor("\(name).dl").array, atol: 1e-5, rtol: 1e-5, "\(name) dl",
+                    hint: regenerate)
+        expectClose(q.upper.grad.array, try g.tensor("\(name).du").array, atol: 1e-5, rtol: 1e-5, "\(name) du",
+                    hint: regenerate)
     }
 }

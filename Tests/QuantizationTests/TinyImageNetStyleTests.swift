@@ -50,7 +50,7 @@ import Testing
         try quantize(model: q, scheme: LSQScheme(), bits: 3, style: .tinyImageNet)
         var rng = RNG(seed: 8)
         let x = Tensor(shape: [8, 3, 16, 16])
-        for i in 0..<x.count { x.data[i] = rng.normal() }
+        for i in 0..<x.count { x[i] = rng.normal() }
         let reference = fp.forward(x, mode: .train).array
         let calibration = calibrateQuantizers(model: q, firstBatch: x).array
         #expect(calibration == reference)

@@ -41,15 +41,15 @@ public struct GradientCheck {
         var rng = RNG(seed: seed)
         let y0 = layer.forward(input, mode: mode)
         let r = Tensor(shape: y0.shape, layout: y0.layout)
-        for i in 0..<r.count { r.data[i] = rng.uniform(-1, 1) }
+        r.withUnsafeMutablePointer { p in for i in 0..<r.count { p[i] = rng.uniform(-1, 1) } }
         layer.zeroGrad()
         let dx = layer.backward(r)
 
         func loss() -> Double {
             let y = layer.forward(input, mode: mode)
-            let yp = y.toLayout(r.layout)
+            let yp = y.toLayout(r.layout), n = yp.count
             var s = 0.0
-            for i in 0..<yp.count { s += Double(yp.data[i]) * Double(r.data[i]) }
+            withUnsafeMutablePointers(yp, r) { yp, r in for i in 0..<n { s += Double(yp[i]) * Double(r[i]) } }
             return s
         }
 
@@ -65,18 +65,18 @@ public struct GradientCheck {
             while picks.count < n { picks.insert(rng.below(value.count)) }
             for i in picks.sorted() {
                 probed += 1
-                let old = value.data[i]
-                value.data[i] = old + h
+                let old = value[i]
+                value[i] = old + h
                 let lp = loss()
-                value.data[i] = old - h
+                value[i] = old - h
                 let lm = loss()
-                value.data[i] = old
+                value[i] = old
                 let numeric = (lp - lm) / (2 * Double(h))
                 if skipNonSmooth && abs(lp + lm - 2 * l0) / (2 * Double(h)) > atol {
                     skipped += 1
                     continue
                 }
-                let a = Double(analytic.data[i])
+                let a = Double(analytic[i])
                 if !close(a, numeric) { failures.append("\(name)[\(i)]: analytic \(a) numeric \(numeric)") }
             }
         }
@@ -97,6 +97,6 @@ public struct GradientCheck {
 public func randomTensor(_ shape: [Int], seed: UInt64, _ lo: Float = -1, _ hi: Float = 1) -> Tensor {
     var rng = RNG(seed: seed)
     let t = Tensor(shape: shape)
-    for i in 0..<t.count { t.data[i] = rng.uniform(lo, hi) }
+    t.withUnsafeMutablePointer { p in for i in 0..<t.count { p[i] = rng.uniform(lo, hi) } }
     return t
 }

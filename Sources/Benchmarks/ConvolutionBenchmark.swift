@@ -1,8 +1,8 @@
 import Foundation
+import Kernels
 
-// Timing helper for the convolution fast path (a function, not a timed unit test: the disabled-by-default
-// `ConvolutionBenchmark` test and scratch scripts call it). Compare with scripts that time PyTorch on the
-// same shapes and thread count.
+// Timing of the convolution fast path (`sqakd bench conv`). Compare with scripts/bench_conv_torch.py, which
+// times PyTorch on the same shapes and thread count.
 
 /// Times forward, backward-data and backward-weights of each geometry (activations in the blocks the
 /// layers use: x in `xBlock`, y/dy in `convOutputBlock`), after two warm-up rounds. Returns one line per
