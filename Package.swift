@@ -31,7 +31,8 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["NN", "Plotting"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN", "Quantization"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets"], swiftSettings: optimize),
+        .target(name: "Distillation", dependencies: ["NN", "Tensors"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets", "Distillation"], swiftSettings: optimize),
         .target(name: "Bench", dependencies: ["Training", "Plotting", "CSystem", .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimize),
         .executableTarget(
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["TestSupport", "Quantization", "Models", "NN", "Plotting"], resources: [.copy("Golden")]),
+        .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
