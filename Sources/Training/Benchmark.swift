@@ -46,21 +46,8 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
     if config.isQuantized { setup.calibrate(x) }
     setup.setLearningRates(epoch: 0)
-    let ce = CrossEntropyLoss()
-    let kl = KLDivergenceLoss(temperature: config.temperature)
-
-    func trainStep() {
-        setup.zeroGrad()
-        let logits = model.forward(x, mode: .train)
-        let d: Tensor
-        if let teacher = setup.teacher {
-            d = kl(student: logits, teacher: teacher.forward(x, mode: .eval)).dStudent
-        } else {
-            d = ce(logits, labels: labels).dLogits
-        }
-        _ = model.backward(d)
-        setup.step()
-    }
+    let step = try TrainingStep(setup: setup, objective: config.objective)
+    func trainStep() { _ = step(x, labels: labels) }
     func time(_ f: () -> Void) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds
         f()

@@ -43,8 +43,7 @@ public final class Trainer {
         let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
                                       iterationsPerEpoch: loader.batchCount)
         let model = setup.student
-        let loss = CrossEntropyLoss(labelSmoothing: config.labelSmoothing)
-        let kl = KLDivergenceLoss(temperature: config.temperature)
+        let step = try TrainingStep(setup: setup, objective: config.objective)
 
         try run.create()
         let lock = try RunLock(run)
@@ -75,31 +74,16 @@ public final class Trainer {
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
                 if setup.perIterationSchedule { setup.setLearningRates(epoch: epoch, iteration: batch.index) }
-                setup.zeroGrad()
-                let logits = model.forward(batch.images, mode: .train)
-                var l: Double
-                let dLogits: Tensor
-                if let teacher = setup.teacher {
-                    // SQAKD: α·KL_T(teacher ‖ student), labels unused. Training "accuracy" is the
-                    // student's top-1 agreement with the teacher, so no label reaches the record either.
-                    let t = teacher.forward(batch.images, mode: .eval)
-                    (l, dLogits) = kl(student: logits, teacher: t)
-                    l *= config.alpha
-                    if config.alpha != 1 { scale(dLogits, Float(config.alpha)) }
-                    correct += agreement(logits, t)
-                } else {
-                    (l, dLogits) = loss(logits, labels: batch.labels)
-                    correct += topKCorrect(logits, labels: batch.labels, k: 1)
-                }
-                guard l.isFinite else {
+                let r = step(batch.images, labels: batch.labels)
+                let l = r.loss
+                correct += r.correct
+                guard r.stepped else {
                     record.status = "failed"
                     record.failure = "loss became \(l) in epoch \(epoch + 1), batch \(batch.index + 1)"
                     try run.writeRecord(record)
                     run.appendLog("FAILED: \(record.failure!)")
                     throw ConfigError("training diverged: \(record.failure!)")
                 }
-                _ = model.backward(dLogits)
-                setup.step()
                 lossSum += l * Double(batch.count)
                 seen += batch.count
                 let elapsed = Date().timeIntervalSince(started)
@@ -133,7 +117,7 @@ public final class Trainer {
             if epoch + 1 == config.epochs { record.status = "finished" }
             try run.writeRecord(record)
             let line = String(format: "epoch %d/%d  lr %.5g  train loss %.4f  train %@ %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
-                              epoch + 1, config.epochs, lrs[0], m.trainLoss, (setup.teacher == nil ? "acc" : "agreement") as NSString,
+                              epoch + 1, config.epochs, lrs[0], m.trainLoss, (step.objective.usesLabels ? "acc" : "agreement") as NSString,
                               m.trainTop1, m.testLoss, m.testTop1, m.testTop5, m.imagesPerSecond, formatDuration(seconds) as NSString)
             run.appendLog(line)
             progress.finish(line)
@@ -172,26 +156,4 @@ public final class Trainer {
                          parameterCount: setup.student.parameterCount, epochs: [], bestTop1: nil, bestEpoch: nil, lastTop1: nil,
                          wallSeconds: 0, startedAt: now, updatedAt: now)
     }
-}
-
-/// Multiplies every element by `a` in place.
-func scale(_ t: Tensor, _ a: Float) {
-    t.withUnsafeMutablePointer { p in for i in 0..<t.count { p[i] *= a } }
-}
-
-/// Rows where the student's arg-max equals the teacher's (ties to the lowest index).
-func agreement(_ student: Tensor, _ teacher: Tensor) -> Int {
-    let n = student.shape[0], c = student.shape[1]
-    var agree = 0
-    withUnsafeMutablePointers(student, teacher) { zs, zt in
-        for r in 0..<n {
-            var bs = 0, bt = 0
-            for j in 1..<c {
-                if zs[r * c + j] > zs[r * c + bs] { bs = j }
-                if zt[r * c + j] > zt[r * c + bt] { bt = j }
-            }
-            if bs == bt { agree += 1 }
-        }
-    }
-    return agree
 }

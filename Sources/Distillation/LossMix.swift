@@ -1,0 +1,72 @@
+import Tensors
+
+/// The authors' general training loss (`train_quant.py:415-422`, reference §4.2 and §5.2):
+///
+///     L = γ·CE(z_s, y) + α·KL_T(z_s, z_t) + β·L_kd(student, teacher)
+///
+/// as a weighted sum of objectives. Terms of weight 0 are dropped, not multiplied by zero: SQAKD (γ = 0,
+/// β = 0) then computes no cross-entropy and reads no label at all, and a term of weight 1 is used as it is
+/// (its loss and gradients unscaled), so a one-term mix gives bit-for-bit the term's own numbers.
+/// Gradients add up in term order: dL/dz_s = Σ w_i·dL_i/dz_s, and likewise per student feature.
+public struct LossMix {
+    public struct Term {
+        public var weight: Double
+        public var objective: any Objective
+    }
+
+    /// The terms of non-zero weight, in order.
+    public let terms: [Term]
+
+    public init(_ terms: [(weight: Double, objective: any Objective)]) {
+        self.terms = terms.filter { $0.weight != 0 }.map { Term(weight: $0.weight, objective: $0.objective) }
+        precondition(!self.terms.isEmpty, "a loss mix needs at least one term of non-zero weight")
+    }
+
+    /// γ·CE + α·KL_T + β·other, the authors' weights by name.
+    public static func authors(gamma: Double, crossEntropy: CrossEntropyObjective, alpha: Double,
+                               softTarget: SoftTargetObjective, beta: Double = 0, other: (any Objective)? = nil) -> LossMix {
+        var terms: [(weight: Double, objective: any Objective)] = [(gamma, crossEntropy), (alpha, softTarget)]
+        if let other { terms.append((beta, other)) }
+        return LossMix(terms)
+    }
+
+    public var usesLabels: Bool { terms.contains { $0.objective.usesLabels } }
+    public var usesTeacher: Bool { terms.contains { $0.objective.usesTeacher } }
+    /// Every tap path some term reads, in first-use order.
+    public var featurePaths: [String] {
+        var seen = Set<String>()
+        return terms.flatMap(\.objective.featurePaths).filter { seen.insert($0).inserted }
+    }
+
+    /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`.
+    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
+        var total: Double?
+        var dLogits: Tensor?
+        var dFeatures: [String: Tensor] = [:]
+        for term in terms {
+            let v = term.objective.evaluate(student: student, teacher: term.objective.usesTeacher ? teacher : nil,
+                                            labels: labels)
+            let w = term.weight
+            let l = w == 1 ? v.loss : w * v.loss
+            total = total.map { $0 + l } ?? l
+            if let d = v.dLogits { dLogits = accumulate(dLogits, d, w) }
+            for (path, d) in v.dFeatures { dFeatures[path] = accumulate(dFeatures[path], d, w) }
+        }
+        return ObjectiveValue(loss: total ?? 0, dLogits: dLogits, dFeatures: dFeatures)
+    }
+}
+
+/// sum + w·d, reusing `d` as the result when there is no sum yet (scaled in place unless w = 1).
+private func accumulate(_ sum: Tensor?, _ d: Tensor, _ w: Double) -> Tensor {
+    let a = Float(w)
+    guard let sum else {
+        if w != 1 { d.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] *= a } } }
+        return d
+    }
+    precondition(sum.shape == d.shape && sum.layout == d.layout,
+                 "gradients of one tensor must agree in shape: \(sum.shape) \(sum.layout) vs \(d.shape) \(d.layout)")
+    sum.withUnsafeMutableBufferPointer { s in
+        d.withUnsafeMutableBufferPointer { g in for i in s.indices { s[i] += a * g[i] } }
+    }
+    return sum
+}
