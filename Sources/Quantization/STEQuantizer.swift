@@ -54,8 +54,8 @@ public final class STEQuantizer: Quantizer {
 
     public var isCalibrated: Bool { scaleValue > 0 }
     /// The current step s.
-    public var scaleValue: Float { scale.value.data[0] }
-    public var isSigned: Bool { signed.value.data[0] != 0 }
+    public var scaleValue: Float { scale.value[0] }
+    public var isSigned: Bool { signed.value[0] != 0 }
     /// [qmin, qmax] of the current grid.
     public var grid: (quantMin: Int, quantMax: Int) {
         isSigned ? (-Self.signedMax(bits), Self.signedMax(bits)) : (0, Self.unsignedMax(bits))
@@ -82,8 +82,8 @@ public final class STEQuantizer: Quantizer {
         if x.count > 0 { (lo, hi) = tensorMinMax(x) }
         let isSigned = role == .weight || lo < 0
         let s = isSigned ? Swift.max(-lo, hi) / Float(Self.signedMax(bits)) : hi / Float(Self.unsignedMax(bits))
-        scale.value.data[0] = Swift.max(s, float32Epsilon)
-        signed.value.data[0] = isSigned ? 1 : 0
+        scale.value[0] = Swift.max(s, float32Epsilon)
+        signed.value[0] = isSigned ? 1 : 0
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
@@ -91,7 +91,10 @@ public final class STEQuantizer: Quantizer {
         let s = scaleValue
         let (qmin, qmax) = grid
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        fakeQuantizeForward(y: y.data, x: x.data, count: x.count, scale: s, quantMin: qmin, quantMax: qmax)
+        let count = x.count
+        withUnsafeMutablePointers(y, x) { y, x in
+            fakeQuantizeForward(y: y, x: x, count: count, scale: s, quantMin: qmin, quantMax: qmax)
+        }
         if mode == .train {
             savedInput = x
             savedScale = s
@@ -109,8 +112,9 @@ public final class STEQuantizer: Quantizer {
         let (qmin, qmax) = savedGrid
         let g = dy.toLayout(x.layout)
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        withExtendedLifetime(g) {
-            fakeQuantizeBackward(dx: dx.data, dy: g.data, x: x.data, count: x.count, scale: savedScale, quantMin: qmin, quantMax: qmax)
+        let count = x.count, s = savedScale
+        withUnsafeMutablePointers(dx, g, x) { dx, g, x in
+            fakeQuantizeBackward(dx: dx, dy: g, x: x, count: count, scale: s, quantMin: qmin, quantMax: qmax)
         }
         return dx
     }

@@ -206,14 +206,14 @@ struct FeatureTapTests {
             var pick = RNG(seed: UInt64(name.count))
             for _ in 0..<4 {
                 let i = pick.below(p.count)
-                let old = p.value.data[i]
-                p.value.data[i] = old + h
+                let old = p.value[i]
+                p.value[i] = old + h
                 let lp = loss()
-                p.value.data[i] = old - h
+                p.value[i] = old - h
                 let lm = loss()
-                p.value.data[i] = old
+                p.value[i] = old
                 if abs(lp + lm - 2 * l0) / (2 * Double(h)) > 4e-3 { continue }  // a ReLU kink within h
-                let numeric = (lp - lm) / (2 * Double(h)), analytic = Double(p.grad.data[i])
+                let numeric = (lp - lm) / (2 * Double(h)), analytic = Double(p.grad[i])
                 #expect(abs(numeric - analytic) <= 4e-3 + 2e-2 * max(abs(numeric), abs(analytic)),
                         "\(name)[\(i)]: analytic \(analytic) numeric \(numeric)")
                 checked += 1
