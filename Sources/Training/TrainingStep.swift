@@ -9,6 +9,9 @@ import Tensors
 ///     L, dL/dz_s = objective(z_s, z_t, y)    (the authors' γ·CE + α·KL_T + β·L_kd, `TrainConfig.objective`)
 ///     student.backward(dL/dz_s); every optimizer steps
 ///
+/// Objectives that read intermediate features name module paths (`LossMix.featurePaths`): the step taps the
+/// student and the teacher there (`Tap`), hands the tapped activations to the objective and feeds its
+/// dL/dfeature back into the student's backward at the same places.
 /// A non-finite loss stops the step before backward, so a diverged batch leaves the weights as they were.
 final class TrainingStep {
     let setup: TrainingSetup
@@ -23,28 +26,47 @@ final class TrainingStep {
         var stepped: Bool
     }
 
+    /// Student and teacher taps at the objective's feature paths (module paths), in `featurePaths` order.
+    private let studentTaps: [(path: String, tap: Tap)]
+    private let teacherTaps: [(path: String, tap: Tap)]
+
     init(setup: TrainingSetup, objective: LossMix) throws {
-        guard objective.featurePaths.isEmpty else {
-            throw ConfigError("objectives reading intermediate features are not wired into the training step yet")
-        }
         guard !objective.usesTeacher || setup.teacher != nil else {
             throw ConfigError("the objective needs a teacher; set teacher")
         }
         self.setup = setup
         self.objective = objective
+        let paths = objective.featurePaths
+        do {
+            studentTaps = try Array(zip(paths, setup.student.tap(paths)))
+            teacherTaps = try objective.usesTeacher ? Array(zip(paths, setup.teacher!.tap(paths))) : []
+        } catch {
+            throw ConfigError("the objective reads features the model does not have: \(error)")
+        }
     }
 
     func callAsFunction(_ images: Tensor, labels: [Int32]) -> Result {
         setup.zeroGrad()
         let logits = setup.student.forward(images, mode: .train)
-        let teacher = objective.usesTeacher ? setup.teacher.map { NetworkOutputs(logits: $0.forward(images, mode: .eval)) } : nil
-        let value = objective.evaluate(student: NetworkOutputs(logits: logits), teacher: teacher, labels: labels)
+        let student = NetworkOutputs(logits: logits, features: features(studentTaps))
+        var teacher: NetworkOutputs?
+        if objective.usesTeacher, let t = setup.teacher {
+            teacher = NetworkOutputs(logits: t.forward(images, mode: .eval), features: features(teacherTaps))
+        }
+        let value = objective.evaluate(student: student, teacher: teacher, labels: labels)
         let correct = objective.usesLabels || teacher == nil
             ? topKCorrect(logits, labels: labels, k: 1) : agreement(logits, teacher!.logits)
         guard value.loss.isFinite else { return Result(loss: value.loss, correct: correct, stepped: false) }
+        for (path, tap) in studentTaps { tap.injectedGradient = value.dFeatures[path] }
         _ = setup.student.backward(value.dLogits ?? Tensor.zeros(like: logits))
         setup.step()
         return Result(loss: value.loss, correct: correct, stepped: true)
+    }
+
+    private func features(_ taps: [(path: String, tap: Tap)]) -> [String: Tensor] {
+        var f: [String: Tensor] = [:]
+        for (path, tap) in taps { f[path] = tap.output }
+        return f
     }
 }
 
