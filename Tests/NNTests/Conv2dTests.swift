@@ -48,9 +48,12 @@ struct Conv2dTests {
     func forwardMatchesReference() {
         let conv = layer(16, 32, kernel: 3, stride: 2, padding: 1)
         let x = randomTensor([2, 16, 9, 9], seed: 4)
-        let y = conv.forward(x.toLayout(.blocked(16)), mode: .eval)
-        #expect(y.layout == .blocked(16))
         let g = conv.geometry(batch: 2, inputHeight: 9, inputWidth: 9)
+        // oneDNN writes the channel block its fastest implementation on this CPU uses: 16 with AVX-512, 8 with AVX2.
+        let block = convOutputBlock(g, bias: true)
+        #expect(block == 8 || block == 16)
+        let y = conv.forward(x.toLayout(.blocked(16)), mode: .eval)
+        #expect(y.layout == .blocked(block))
         let ref = Tensor(shape: g.outputShape)
         withUnsafeMutablePointers(ref, x, conv.weight.value, conv.bias!.value) { ref, x, w, b in
             convForwardReference(ref, yBlock: 1, x, xBlock: 1, w, b, g)
