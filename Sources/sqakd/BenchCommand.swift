@@ -49,8 +49,11 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Calls per measurement (median and minimum reported).") var iterations: Int = 20
         @Option var batch: Int = 128
 
-        func run() throws {
+        func validate() throws {
             guard threads >= 1, iterations >= 1, batch >= 1 else { throw ValidationError("--threads, --iterations and --batch must be ≥ 1") }
+        }
+
+        func run() throws {
             for line in convBenchmarkResNet20(threads: threads, iterations: iterations, batch: batch) { print(line) }
         }
     }
@@ -62,8 +65,11 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Engine threads.") var threads: Int = 2
         @Option(help: "Timed calls per layer (fastest reported).") var repeats: Int = 21
 
-        func run() throws {
+        func validate() throws {
             guard threads >= 1, repeats >= 1 else { throw ValidationError("--threads and --repeats must be ≥ 1") }
+        }
+
+        func run() throws {
             for line in layerBenchmarkResNet20(threads: threads, repeats: repeats) { print(line) }
         }
     }
@@ -74,8 +80,11 @@ struct BenchCommand: ParsableCommand {
 
         @Option(parsing: .upToNextOption, help: "Thread counts to compare.") var threads: [Int] = [1, 2]
 
-        func run() throws {
+        func validate() throws {
             guard !threads.isEmpty, threads.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must be ≥ 1") }
+        }
+
+        func run() throws {
             for line in optimizerBenchmark(threads: threads) { print(line) }
         }
     }
@@ -87,8 +96,11 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Synthetic images per epoch.") var images: Int = 2048
         @Option var epochs: Int = 4
 
-        func run() throws {
+        func validate() throws {
             guard images >= 128, epochs >= 1 else { throw ValidationError("--images must be ≥ 128 and --epochs ≥ 1") }
+        }
+
+        func run() throws {
             let r = try loaderBenchmark(images: images, epochs: epochs)
             print("BatchLoader throughput: \(Int(r.imagesPerSecond)) augmented 3×32×32 images/s on one thread (\(r.images) images)")
         }
