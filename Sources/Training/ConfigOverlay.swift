@@ -148,6 +148,8 @@ public struct ConfigOverlay: Sendable, Equatable {
 public enum ConfigSchema {
     public enum Kind: Sendable, Equatable {
         case string, integer, number, bool
+        /// An integer ≥ 0 (`UInt64`).
+        case count
         /// One of the spellings of a `ConfigChoice`.
         case choice([String])
         /// A map of numbers (`quantizer_settings`), set key by key.
@@ -157,6 +159,7 @@ public enum ConfigSchema {
             switch self {
             case .string: return "a string"
             case .integer: return "an integer"
+            case .count: return "an integer ≥ 0"
             case .number: return "a number"
             case .bool: return "true or false"
             case .choice(let c): return "one of \(c.joined(separator: ", "))"
@@ -191,7 +194,8 @@ public enum ConfigSchema {
         let t = type(of: value)
         if let c = value as? any ConfigChoice { return (.choice(spellings(of: c)), false) }
         if t == Bool.self { return (.bool, false) }
-        if t == Int.self || t == UInt64.self { return (.integer, false) }
+        if t == Int.self { return (.integer, false) }
+        if t == UInt64.self { return (.count, false) }
         if t == Double.self { return (.number, false) }
         if t == String.self { return (.string, false) }
         if t == String?.self { return (.string, true) }
@@ -287,7 +291,7 @@ extension TrainConfig {
             let name = ConfigSchema.byProperty[property]?.name ?? property
             let entry = overlay[name]
             let at = entry.map { "\($0.source): '\($0.source.qualified(name))'" } ?? "'\(name)'"
-            throw ConfigError("\(at) must be \(ConfigSchema.byName[name]?.kind.expected ?? "valid")\(name == "seed" ? " ≥ 0" : ""), got \(entry?.value.description ?? "?")")
+            throw ConfigError("\(at) must be \(ConfigSchema.byName[name]?.kind.expected ?? "valid"), got \(entry?.value.description ?? "?")")
         } catch {
             throw ConfigError("cannot build the config: \(error)")
         }
@@ -303,6 +307,12 @@ extension TrainConfig {
             guard valid.contains(s) else { throw fail("must be one of \(valid.joined(separator: ", ")), got '\(s)'") }
             return .string(s)
         case (.integer, .integer): return value
+        case (.count, .integer(let i)):
+            guard i >= 0 else { throw fail("must be an integer ≥ 0, \(got)") }
+            return value
+        case (.count, .text(let s)):
+            guard let i = Int(s), i >= 0 else { throw fail("must be an integer ≥ 0, \(got)") }
+            return .integer(i)
         case (.integer, .text(let s)):
             guard let i = Int(s) else { throw fail("must be an integer, \(got)") }
             return .integer(i)

@@ -121,7 +121,7 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
             let changed: ConfigValue
             switch key.kind {
             case .bool: changed = .bool(!(TrainConfig().values[key.name] == .bool(true)))
-            case .integer: changed = .integer(7)
+            case .integer, .count: changed = .integer(7)
             case .number: changed = .double(0.25)
             case .string: changed = .string("other")
             case .choice(let c): changed = .string(c.last!)
