@@ -153,19 +153,10 @@ public final class QConv2d: QuantizedLayer {
         return inputQuantizer?.backward(dxq) ?? dxq
     }
 
-    public func quantizerParameters() -> [(name: String, parameter: Parameter)] {
-        var list = (weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? [])
-        if let outputScale { list.append((name: "output_scale", parameter: outputScale)) }
-        return list
-    }
-
     /// The wrapped conv (merged: its `weight`, `bias` are this layer's), then the weight and input
     /// quantizers (merged for EWGS, `weight_fake_quant` / `input_fake_quant` for MQBench schemes).
     public var children: [Child] {
-        var list = [Child("", conv)]
-        if let weightQuantizer { list.append(Child(weightQuantizer.statePrefix ?? "", weightQuantizer)) }
-        if let inputQuantizer { list.append(Child(inputQuantizer.statePrefix ?? "", inputQuantizer)) }
-        return list
+        [Child("", conv)] + quantizerChildren
     }
 
     public func parameters() -> [(name: String, parameter: Parameter)] {

@@ -142,18 +142,9 @@ public final class QLinear: QuantizedLayer {
         return inputQuantizer?.backward(dxq) ?? dxq
     }
 
-    public func quantizerParameters() -> [(name: String, parameter: Parameter)] {
-        var list = (weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? [])
-        if let outputScale { list.append((name: "output_scale", parameter: outputScale)) }
-        return list
-    }
-
     /// The wrapped linear (merged), then the weight and input quantizers (named by their `statePrefix`).
     public var children: [Child] {
-        var list = [Child("", linear)]
-        if let weightQuantizer { list.append(Child(weightQuantizer.statePrefix ?? "", weightQuantizer)) }
-        if let inputQuantizer { list.append(Child(inputQuantizer.statePrefix ?? "", inputQuantizer)) }
-        return list
+        [Child("", linear)] + quantizerChildren
     }
 
     public func parameters() -> [(name: String, parameter: Parameter)] {

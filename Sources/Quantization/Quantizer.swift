@@ -103,13 +103,30 @@ extension QuantizationScheme {
 public protocol QuantizedLayer: Layer {
     var weightQuantizer: Quantizer? { get }
     var inputQuantizer: Quantizer? { get }
-    /// The quantizers' parameters and the layer's own quantization parameters (`output_scale`), named as
-    /// in `parameters()`: the reference's quantizer optimizer group (§4.2 step 5).
-    func quantizerParameters() -> [(name: String, parameter: Parameter)]
+    /// EWGS's learnable |output_scale| multiplying the output (reference §2.2.1); nil for other schemes.
+    var outputScale: Parameter? { get }
     /// Initialises the quantizers (and the output scale) from the layer's input `x` (reference §2.2.3).
     func calibrate(_ x: Tensor)
     /// When true, the next forward calls `calibrate` with its input first, then clears the flag.
     var calibrationPending: Bool { get set }
     /// The reference QConv's `init` buffer (int64 [1]): 1 only during `calibrateQuantizers`; nil without one.
     var initFlag: Buffer? { get }
+}
+
+extension QuantizedLayer {
+    /// The quantizers' parameters and the layer's own quantization parameter (`output_scale`), named as
+    /// in `parameters()`: the reference's quantizer optimizer group (§4.2 step 5).
+    public func quantizerParameters() -> [(name: String, parameter: Parameter)] {
+        var list = (weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? [])
+        if let outputScale { list.append((name: "output_scale", parameter: outputScale)) }
+        return list
+    }
+
+    /// The weight and input quantizers as children, named by their `statePrefix` (empty: merged).
+    public var quantizerChildren: [Child] {
+        var list: [Child] = []
+        if let weightQuantizer { list.append(Child(weightQuantizer.statePrefix ?? "", weightQuantizer)) }
+        if let inputQuantizer { list.append(Child(inputQuantizer.statePrefix ?? "", inputQuantizer)) }
+        return list
+    }
 }
