@@ -82,7 +82,10 @@ public struct SuiteResults: Sendable {
     public var isEmpty: Bool { cells.isEmpty }
 
     /// Budgets the shown cells ran at.
-    public var budgetsUsed: [String] { Self.budgetPreference.filter { b in cells.values.contains { $0.budget == b } } }
+    public var budgetsUsed: [String] {
+        let used = Set(cells.values.map(\.budget))
+        return Self.budgetPreference.filter(used.contains) + used.subtracting(Self.budgetPreference).sorted()
+    }
 
     /// The paper's top-1 for a cell, when transcribed.
     public func paper(_ cell: CellKey) -> Double? {

@@ -62,7 +62,14 @@ public struct Suite: Sendable {
     /// Where `dataset` is set.
     public var datasetSource: ConfigSource
 
+    /// The standard budgets; a suite may add labelled ones (`reduced-4ep-teacher`) that keep an earlier
+    /// budget's results reportable beside the current ones.
     public static let budgetNames = ["paper", "reduced", "smoke"]
+
+    static func isLabelledBudgetName(_ name: String) -> Bool {
+        !name.isEmpty && name.first!.isLetter
+            && name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
+    }
     static let keys = ["name", "title", "description", "dataset", "seeds", "methods", "teacher", "student", "grid", "budgets",
                        "default_budget", "paper"]
 
@@ -139,8 +146,8 @@ public struct Suite: Sendable {
         var budgets: [Budget] = []
         if let b = try m.mapping("budgets") {
             for (key, _) in b.pairs {
-                guard budgetNames.contains(key) else {
-                    throw SuiteError("\(b.keyNode(key).map(b.location) ?? display): unknown budget '\(key)'; budgets are \(budgetNames.joined(separator: ", "))")
+                guard budgetNames.contains(key) || Self.isLabelledBudgetName(key) else {
+                    throw SuiteError("\(b.keyNode(key).map(b.location) ?? display): budget name '\(key)' must be paper, reduced, smoke or a label of lower-case letters, digits and '-'")
                 }
                 let node = b.value(key)!
                 if node.scalar?.string.isEmpty ?? false || node.null != nil {
