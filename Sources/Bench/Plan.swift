@@ -1,23 +1,49 @@
 import Foundation
 import Training
 
-/// A cell of a suite's table: model × quantizer × bit-width × method (teachers: quantizer fp, 32 bits,
-/// method fp). Seeds are the repetitions of a cell.
+/// A cell of a suite's table: model × quantizer × bit-width × method, optionally a named variant of the
+/// same quantizer (another recipe, a quirk switched off: `cifar-recipe`, `hessian-delta`); teachers:
+/// quantizer fp, 32 bits, method fp. Seeds are the repetitions of a cell.
 public struct CellKey: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var model: String
     public var quantizer: String
     public var bits: Int
     public var method: Method
+    /// "" for the quantizer as the suite's recipe runs it.
+    public var variant: String
 
-    public init(model: String, quantizer: String, bits: Int, method: Method) {
-        self.model = model; self.quantizer = quantizer; self.bits = bits; self.method = method
+    public init(model: String, quantizer: String, bits: Int, method: Method, variant: String = "") {
+        self.model = model; self.quantizer = quantizer; self.bits = bits; self.method = method; self.variant = variant
     }
 
     public var isTeacher: Bool { method == .fp }
     public var precision: String { isTeacher ? "FP" : "W\(bits)A\(bits)" }
-    public var description: String { isTeacher ? "\(model) FP teacher" : "\(model) \(quantizer) \(precision) \(method.title)" }
+    /// The table column: the quantizer and its variant.
+    public var column: Column { Column(quantizer: quantizer, variant: variant) }
+    public var description: String { isTeacher ? "\(model) FP teacher" : "\(model) \(column) \(precision) \(method.title)" }
     public static func < (a: CellKey, b: CellKey) -> Bool {
-        (a.model, a.quantizer, a.bits, a.method.rawValue) < (b.model, b.quantizer, b.bits, b.method.rawValue)
+        (a.model, a.quantizer, a.variant, a.bits, a.method.rawValue) < (b.model, b.quantizer, b.variant, b.bits, b.method.rawValue)
+    }
+
+    /// The same (model, column, bits) with another method.
+    public func with(_ method: Method) -> CellKey {
+        CellKey(model: model, quantizer: quantizer, bits: bits, method: method, variant: variant)
+    }
+}
+
+/// A student-table column: a quantizer, or a named variant of it ("pact (cifar-recipe)").
+public struct Column: Hashable, Sendable, CustomStringConvertible {
+    public var quantizer: String
+    public var variant: String
+
+    public init(quantizer: String, variant: String = "") { self.quantizer = quantizer; self.variant = variant }
+
+    public var description: String { variant.isEmpty ? quantizer : "\(quantizer) (\(variant))" }
+    /// File-name form: "pact" or "pact-cifar-recipe".
+    public var slug: String { variant.isEmpty ? quantizer : "\(quantizer)-\(variant)" }
+
+    public func cell(model: String, bits: Int, method: Method) -> CellKey {
+        CellKey(model: model, quantizer: quantizer, bits: bits, method: method, variant: variant)
     }
 }
 
@@ -31,7 +57,12 @@ public struct PlannedRun: Sendable {
     public var teacherID: String?
 
     public var id: String { config.runID }
-    public var label: String { cell.isTeacher ? "\(cell.model)/fp/teacher/seed\(seed)" : "\(cell.model)/\(cell.quantizer)/\(cell.precision)/\(cell.method.rawValue)/seed\(seed)" }
+    /// "resnet20/ewgs/W2A2/sqakd/seed1"; a variant comes after the precision ("resnet20/pact/W4A4/cifar-recipe/baseline/seed0").
+    public var label: String {
+        if cell.isTeacher { return "\(cell.model)/fp/teacher/seed\(seed)" }
+        let variant = cell.variant.isEmpty ? "" : "/\(cell.variant)"
+        return "\(cell.model)/\(cell.quantizer)/\(cell.precision)\(variant)/\(cell.method.rawValue)/seed\(seed)"
+    }
     public var runDirectory: RunDirectory { RunDirectory(directory) }
 }
 
@@ -61,6 +92,8 @@ public struct Plan: Sendable {
         var teacherOrder: [PlannedRun] = []
         var students: [PlannedRun] = []
         var seen = Set<String>()
+        var cellEntry: [CellKey: Int] = [:]   // cell → index of the grid entry that defines it
+        var runCell: [String: CellKey] = [:]
         let dataset = ConfigOverlay(["dataset": .string(suite.dataset)], source: suite.datasetSource)
         for entry in suite.grid {
             let cell = ConfigOverlay(["model": .string(entry.model)], source: entry.source)
@@ -79,7 +112,7 @@ public struct Plan: Sendable {
             }
         }
         for seed in 0..<UInt64(self.seeds) {
-            for entry in suite.grid {
+            for (entryIndex, entry) in suite.grid.enumerated() {
                 let teacher = teachers[entry.model]!
                 let teacherPath = teacher.directory.relativePathForDisplay
                 for q in entry.quantizers {
@@ -96,10 +129,18 @@ public struct Plan: Sendable {
                                 fixed["teacher"] = .string(teacherPath)
                             }
                             layers += [self.budget.overlay(teacher: false), ConfigOverlay(fixed, source: ConfigSource("plan"))]
-                            let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method)
+                            let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method, variant: entry.variant)
+                            if let other = cellEntry[key], other != entryIndex {
+                                throw SuiteError("\(entry.source): \(key) is also defined by the grid entry at \(suite.grid[other].source); give one of them a 'variant'")
+                            }
+                            cellEntry[key] = entryIndex
                             let c = try Self.resolve(layers, what: key.description)
                             let run = PlannedRun(cell: key, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
                                                  teacherID: teacher.id)
+                            if let other = runCell[run.id], other != key {
+                                throw SuiteError("\(entry.source): \(key) resolves to the same runs as \(other); a variant must change a setting")
+                            }
+                            runCell[run.id] = key
                             if seen.insert(run.id).inserted { students.append(run) }
                         }
                     }

@@ -56,10 +56,10 @@ public struct RegressionCheck {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw SuiteError("cannot read \(url.path): \(error.localizedDescription)") }
         let rows = CSV.parse(text)
-        guard let head = rows.first, head == Tables.cellsHeader else {
+        guard let head = rows.first, head == Tables.cellsHeader || head == Tables.cellsHeaderV1 else {
             throw SuiteError("\(url.relativePathForDisplay) is not a cells.csv written by `sqakd report` (header: \(Tables.cellsHeader.joined(separator: ",")))")
         }
-        func col(_ name: String) -> Int { Tables.cellsHeader.firstIndex(of: name)! }
+        func col(_ name: String) -> Int { head.firstIndex(of: name)! }
         func values(_ s: String) -> [Double]? {
             s.isEmpty ? [] : s.split(separator: ";").map { Double($0) }.allSatisfy { $0 != nil } ? s.split(separator: ";").map { Double($0)! } : nil
         }
@@ -69,7 +69,8 @@ public struct RegressionCheck {
                 throw SuiteError("\(url.relativePathForDisplay):\(i + 2): malformed row")
             }
             guard r[col("suite")] == suite.name else { return nil }
-            return CellNumbers(cell: CellKey(model: r[col("model")], quantizer: r[col("quantizer")], bits: bits, method: method),
+            let variant = head.contains("variant") ? r[col("variant")] : ""
+            return CellNumbers(cell: CellKey(model: r[col("model")], quantizer: r[col("quantizer")], bits: bits, method: method, variant: variant),
                                budget: r[col("budget")], epochs: epochs, best: Summary(best), last: Summary(last))
         }
     }

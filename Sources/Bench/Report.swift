@@ -23,18 +23,20 @@ public struct Report {
     public func write() throws -> [URL] {
         var written: [URL] = []
         var all: [SuiteResults] = []
+        var labelled: [String: [SuiteResults]] = [:]
         for s in suites {
             let r = try SuiteResults.load(suite: s, resultsRoot: resultsRoot, budget: budget)
             all.append(r)
-            guard !r.isEmpty else { continue }
-            let dir = resultsRoot.appendingPathComponent(s.name)
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("plots"), withIntermediateDirectories: true)
-            for (name, text) in [("table.md", Tables.markdown(r)), ("table.csv", Tables.wideCSV(r)), ("cells.csv", Tables.cellsCSV(r))] {
-                let url = dir.appendingPathComponent(name)
-                try atomicWrite(Data(text.utf8), to: url)
-                written.append(url)
+            if budget == nil { labelled[s.name] = try SuiteResults.labelledBudgets(suite: s, resultsRoot: resultsRoot) }
+            guard !r.isEmpty || !(labelled[s.name] ?? []).isEmpty else { continue }
+            written += try Self.writeSuiteFiles(r, to: resultsRoot.appendingPathComponent(s.name))
+        }
+        // Labelled budgets (kept for comparison) get their own folder: <suite>/<budget>/{table.md,…,plots/}.
+        for s in suites {
+            for r in labelled[s.name] ?? [] {
+                let dir = resultsRoot.appendingPathComponent(s.name).appendingPathComponent(r.budgetsUsed[0])
+                written += try Self.writeSuiteFiles(r, to: dir)
             }
-            written += try ReportPlots.write(r, to: dir.appendingPathComponent("plots"))
         }
         if let file = reportFile {
             // Paper tables with transcribed numbers (in the CSVs the suites name) that no suite covers yet.
@@ -45,9 +47,28 @@ public struct Report {
                 let source = Self.relative(csv, to: file.deletingLastPathComponent())
                 uncovered += counts.sorted { $0.key < $1.key }.map { (table: $0.key, numbers: $0.value.count, source: source) }
             }
-            let text = Self.document(all, reportDirectory: file.deletingLastPathComponent(), resultsRoot: resultsRoot, uncoveredPaperTables: uncovered)
+            let text = Self.document(all, labelled: labelled, reportDirectory: file.deletingLastPathComponent(), resultsRoot: resultsRoot, uncoveredPaperTables: uncovered)
             try atomicWrite(Data(text.utf8), to: file)
             written.append(file)
+        }
+        return written
+    }
+
+    /// `dir`/{table.md,table.csv,cells.csv,plots/*.png}; PNGs in `plots/` that these results no longer give
+    /// (a cell that has moved to another budget) are removed, so the folder never shows stale plots.
+    static func writeSuiteFiles(_ r: SuiteResults, to dir: URL) throws -> [URL] {
+        var written: [URL] = []
+        let plots = dir.appendingPathComponent("plots")
+        try FileManager.default.createDirectory(at: plots, withIntermediateDirectories: true)
+        for (name, text) in [("table.md", Tables.markdown(r)), ("table.csv", Tables.wideCSV(r)), ("cells.csv", Tables.cellsCSV(r))] {
+            let url = dir.appendingPathComponent(name)
+            try atomicWrite(Data(text.utf8), to: url)
+            written.append(url)
+        }
+        written += try ReportPlots.write(r, to: plots)
+        let keep = Set(ReportPlots.files(r).map(\.name))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: plots.path)) ?? [] where name.hasSuffix(".png") && !keep.contains(name) {
+            try FileManager.default.removeItem(at: plots.appendingPathComponent(name))
         }
         return written
     }
@@ -79,15 +100,16 @@ public struct Report {
     public static func claim(_ r: SuiteResults) -> ClaimSummary {
         var c = ClaimSummary()
         for row in r.rows {
-            for q in r.quantizers {
-                guard let d = r.difference(model: row.model, quantizer: q, bits: row.bits) else { continue }
+            for q in r.columns {
+                guard let d = r.difference(model: row.model, column: q, bits: row.bits) else { continue }
                 c.compared += 1
                 if d.delta > 0 { c.higher += 1 } else if d.delta < 0 { c.lower += 1 } else { c.ties += 1 }
                 if d.significant == true { if d.delta > 0 { c.significantlyHigher += 1 } else { c.significantlyLower += 1 } }
-                let b = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .baseline)]!
-                let s = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .sqakd)]!
+                let b = r.cells[q.cell(model: row.model, bits: row.bits, method: .baseline)]!
+                let s = r.cells[q.cell(model: row.model, bits: row.bits, method: .sqakd)]!
+                let teacher = r.teacher(row.model).map { String(format: "; teacher %.2f", $0.best.mean) } ?? ""
                 c.lines.append("\(row.model) \(q) W\(row.bits)A\(row.bits): SQAKD \(String(format: "%.2f", s.best.mean)) vs baseline "
-                               + "\(String(format: "%.2f", b.best.mean)), Δ \(Tables.signed(d.delta)) (\(d.mark); n = \(s.best.n)/\(b.best.n))")
+                               + "\(String(format: "%.2f", b.best.mean)), Δ \(Tables.signed(d.delta)) (\(d.mark); n = \(s.best.n)/\(b.best.n)\(teacher))")
             }
         }
         return c
@@ -95,7 +117,7 @@ public struct Report {
 
     /// The root REPORT.md: every suite with results (budget, tables, plots, what was not run) and a
     /// paper-vs-ours summary; suites without results are listed with the reason.
-    public static func document(_ all: [SuiteResults], reportDirectory: URL, resultsRoot: URL,
+    public static func document(_ all: [SuiteResults], labelled: [String: [SuiteResults]] = [:], reportDirectory: URL, resultsRoot: URL,
                                 uncoveredPaperTables: [(table: String, numbers: Int, source: String)] = []) -> String {
         var out = "# SQAKDBench report\n\n"
         out += "Generated by `sqakd report` from the run records under `\(relative(resultsRoot, to: reportDirectory))/`; do not edit by hand "
@@ -105,12 +127,22 @@ public struct Report {
         out += "## Paper vs ours\n\n"
         out += "The paper's claim: a QAT method trained with SQAKD (KL to the FP teacher, no labels) beats the same method trained "
             + "alone with labels, for every quantizer, bit-width and model it reports.\n\n"
-        for r in all where !r.isEmpty {
+        func shown(_ r: SuiteResults) -> Bool { !r.isEmpty || !(labelled[r.suite.name] ?? []).isEmpty }
+        for r in all where shown(r) {
             let claim = claim(r)
             let budgets = r.budgetsUsed.compactMap { b in r.suite.budgets.first { $0.name == b } }
-            out += "- **\(r.suite.name)** (budget \(budgets.map { "`\($0.name)`: \($0.summary)" }.joined(separator: "; "))): our runs "
+            let budgetText = budgets.isEmpty ? "`\(r.suite.defaultBudget)`, not run yet" : budgets.map { "`\($0.name)`: \($0.summary)" }.joined(separator: "; ")
+            out += "- **\(r.suite.name)** (budget \(budgetText)): our runs "
                 + claim.verdict + ".\n"
             for l in claim.lines { out += "  - \(l)\n" }
+            let flags = r.flags
+            if !flags.isEmpty { out += "  - \(flags.count) flag(s) on these cells (listed under the suite's table): read their Δ with care.\n" }
+            for lr in labelled[r.suite.name] ?? [] {
+                let lb = lr.suite.budgets.first { $0.name == lr.budgetsUsed[0] }!
+                let lc = Self.claim(lr)
+                out += "  - Kept for comparison, budget `\(lb.name)` (\(lb.summary)): our runs \(lc.verdict).\n"
+                for l in lc.lines { out += "    - \(l)\n" }
+            }
             let paperCells = r.order.compactMap { k -> (CellKey, Double, Double)? in
                 guard let p = r.paper(k), let c = r.cells[k] else { return nil }
                 return (k, p, c.best.mean)
@@ -123,7 +155,7 @@ public struct Report {
                 out += String(format: "  - Against the paper's numbers: %d cells, mean |ours − paper| = %.2f points.\n", paperCells.count, mad)
             }
         }
-        let empty = all.filter(\.isEmpty)
+        let empty = all.filter { !shown($0) }
         if !empty.isEmpty {
             out += "- Not run yet: " + empty.map { "`\($0.suite.name)`" }.joined(separator: ", ") + " (see the end of this report).\n"
         }
@@ -133,7 +165,7 @@ public struct Report {
         out += "\nThe budgets that fit this 2-core CPU are far below the paper's (hundreds of epochs on GPUs); read every verdict "
             + "above as a statement about that budget only.\n"
 
-        for r in all where !r.isEmpty {
+        for r in all where shown(r) {
             let dir = r.runsDirectory.deletingLastPathComponent()
             let rel = relative(dir, to: reportDirectory)
             out += "\n---\n\n"
@@ -156,6 +188,16 @@ public struct Report {
             out += "\n### Plots\n\n"
             let plots = ReportPlots.files(r)
             for p in plots { out += "![\(p.title)](\(rel)/plots/\(p.name))\n\n" }
+            for lr in labelled[r.suite.name] ?? [] {
+                let b = lr.budgetsUsed[0]
+                out += "\n### Kept for comparison: budget `\(b)`\n\n"
+                    + "The same suite at an earlier budget, kept so that its effect is visible beside the current one. Files: "
+                    + "[`\(b)/table.md`](\(rel)/\(b)/table.md), [`\(b)/cells.csv`](\(rel)/\(b)/cells.csv), plots in `\(rel)/\(b)/plots/`.\n\n"
+                out += Tables.markdown(lr, level: 4, brief: true)
+                if ReportPlots.files(lr).contains(where: { $0.name == "sqakd-gain.png" }) {
+                    out += "\n![\(b): SQAKD − baseline](\(rel)/\(b)/plots/sqakd-gain.png)\n"
+                }
+            }
         }
         if !empty.isEmpty {
             out += "\n---\n\n## Suites without results\n\n"

@@ -18,24 +18,27 @@ public enum ReportPlots {
 
     static func slug(_ s: String) -> String { s.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined() }
 
-    static func pairs(_ r: SuiteResults) -> [(model: String, quantizer: String, bits: Int)] {
-        var out: [(String, String, Int)] = []
-        for c in r.studentCells where !out.contains(where: { $0 == (c.model, c.quantizer, c.bits) }) {
-            let any = r.suite.methods.contains { r.cells[CellKey(model: c.model, quantizer: c.quantizer, bits: c.bits, method: $0)] != nil }
-            if any { out.append((c.model, c.quantizer, c.bits)) }
+    static func pairs(_ r: SuiteResults) -> [(model: String, column: Column, bits: Int)] {
+        var out: [(model: String, column: Column, bits: Int)] = []
+        for c in r.studentCells where !out.contains(where: { $0.model == c.model && $0.column == c.column && $0.bits == c.bits }) {
+            let any = r.suite.methods.contains { r.cells[c.with($0)] != nil }
+            if any { out.append((c.model, c.column, c.bits)) }
         }
         return out
+    }
+
+    static func curvesFile(_ p: (model: String, column: Column, bits: Int)) -> String {
+        "curves-\(slug(p.model))-\(slug(p.column.slug))-w\(p.bits)a\(p.bits).png"
     }
 
     /// The plots a suite's results give, in report order.
     public static func files(_ r: SuiteResults) -> [PlotFile] {
         var out: [PlotFile] = []
-        if r.rows.contains(where: { row in r.quantizers.contains { r.difference(model: row.model, quantizer: $0, bits: row.bits) != nil } }) {
+        if r.rows.contains(where: { row in r.columns.contains { r.difference(model: row.model, column: $0, bits: row.bits) != nil } }) {
             out.append(PlotFile(name: "sqakd-gain.png", title: "\(r.suite.name): SQAKD − baseline, best test top-1 per cell"))
         }
         for p in pairs(r) {
-            out.append(PlotFile(name: "curves-\(slug(p.model))-\(slug(p.quantizer))-w\(p.bits)a\(p.bits).png",
-                                title: "\(p.model) \(p.quantizer) W\(p.bits)A\(p.bits): test top-1 per epoch, baseline vs SQAKD"))
+            out.append(PlotFile(name: curvesFile(p), title: "\(p.model) \(p.column) W\(p.bits)A\(p.bits): test top-1 per epoch, baseline vs SQAKD"))
         }
         for t in r.teacherCells where r.cells[t] != nil {
             out.append(PlotFile(name: "teacher-\(slug(t.model)).png", title: "\(t.model) FP teacher: test top-1 per epoch"))
@@ -80,16 +83,16 @@ public enum ReportPlots {
                                     yLabel: "test top-1 (%)", series: [series("FP teacher", c, color: teacherColor, marker: .diamond)])
                 try plot.writePNG(to: url)
             } else {
-                let p = pairs(r).first { "curves-\(slug($0.model))-\(slug($0.quantizer))-w\($0.bits)a\($0.bits).png" == file.name }!
+                let p = pairs(r).first { curvesFile($0) == file.name }!
                 var list: [Series] = []
                 var budget = ""
                 for m in r.suite.methods {
-                    guard let c = r.cells[CellKey(model: p.model, quantizer: p.quantizer, bits: p.bits, method: m)] else { continue }
+                    guard let c = r.cells[p.column.cell(model: p.model, bits: p.bits, method: m)] else { continue }
                     list.append(series(m == .sqakd ? "SQAKD" : "baseline", c, color: m == .sqakd ? sqakdColor : baselineColor,
                                        marker: m == .sqakd ? .square : .circle))
                     budget = c.budget
                 }
-                var plot = LinePlot(title: "\(p.model) \(p.quantizer) W\(p.bits)A\(p.bits) on \(dataset) (\(budget) budget)", xLabel: "epoch",
+                var plot = LinePlot(title: "\(p.model) \(p.column) W\(p.bits)A\(p.bits) on \(dataset) (\(budget) budget)", xLabel: "epoch",
                                     yLabel: "test top-1 (%), mean ± std over seeds", series: list)
                 plot.referenceLines = teacherLine(r, model: p.model)
                 try plot.writePNG(to: url)
@@ -102,10 +105,10 @@ public enum ReportPlots {
     static func gainChart(_ r: SuiteResults) -> BarChart {
         var bars: [Bar] = []
         for row in r.rows {
-            for q in r.quantizers {
-                guard let d = r.difference(model: row.model, quantizer: q, bits: row.bits) else { continue }
-                let b = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .baseline)]!
-                let s = r.cells[CellKey(model: row.model, quantizer: q, bits: row.bits, method: .sqakd)]!
+            for q in r.columns {
+                guard let d = r.difference(model: row.model, column: q, bits: row.bits) else { continue }
+                let b = r.cells[q.cell(model: row.model, bits: row.bits, method: .baseline)]!
+                let s = r.cells[q.cell(model: row.model, bits: row.bits, method: .sqakd)]!
                 var se: Double? = nil
                 if b.best.n > 1 && s.best.n > 1 { se = (b.best.sem * b.best.sem + s.best.sem * s.best.sem).squareRoot() }
                 let label = r.rows.map(\.model).allSatisfy({ $0 == row.model }) ? "\(q) W\(row.bits)A\(row.bits)" : "\(row.model) \(q) W\(row.bits)A\(row.bits)"

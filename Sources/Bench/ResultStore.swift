@@ -15,6 +15,14 @@ public struct CellResult: Sendable {
     public var best: Summary { Summary(records.compactMap(\.bestTop1)) }
     /// Last-epoch test top-1 over seeds.
     public var last: Summary { Summary(records.compactMap(\.lastTop1)) }
+    /// Mean test top-1 of each seed's last five epochs (fewer when it ran fewer), over seeds: the figure the
+    /// authors log beside best and last.
+    public var lastFive: Summary {
+        Summary(records.compactMap { r in
+            let tail = r.epochs.suffix(5).map(\.testTop1)
+            return tail.isEmpty ? nil : tail.reduce(0, +) / Double(tail.count)
+        })
+    }
     /// Test top-1 per epoch, one array per seed.
     public var curves: [[Double]] { records.map { $0.epochs.map(\.testTop1) } }
     public var wallSeconds: Double { records.reduce(0) { $0 + $1.wallSeconds } }
@@ -32,7 +40,17 @@ public struct SuiteResults: Sendable {
     public var strays: Int
     public var runsDirectory: URL
 
+    /// The budgets a report shows when none is forced, largest first. Labelled budgets (any other name) are
+    /// shown on their own (`labelledBudgets`).
     public static let budgetPreference = ["paper", "reduced", "smoke"]
+
+    /// The suite's labelled budgets that have finished runs, each as its own results.
+    public static func labelledBudgets(suite: Suite, resultsRoot: URL) throws -> [SuiteResults] {
+        try suite.budgets.map(\.name).filter { !budgetPreference.contains($0) }.compactMap { b in
+            let r = try load(suite: suite, resultsRoot: resultsRoot, budget: b)
+            return r.isEmpty ? nil : r
+        }
+    }
 
     /// Reads `runsDirectory` (default `<resultsRoot>/<suite>/runs`).
     public static func load(suite: Suite, resultsRoot: URL, runsDirectory: URL? = nil, budget: String? = nil) throws -> SuiteResults {
@@ -58,6 +76,11 @@ public struct SuiteResults: Sendable {
                 cells[cell] = CellResult(cell: cell, budget: b, epochs: planned[0].config.epochs, plannedSeeds: planSeeds,
                                          records: found.sorted { $0.config.seed < $1.config.seed })
             }
+        }
+        // Runs of the other budgets (labelled ones such as `reduced-4ep-teacher`) are reported on their own, not as strays.
+        for b in suite.budgets.map(\.name) where !budgets.contains(b) {
+            let plan = try Plan(suite: suite, budget: b, seeds: seedsToScan, resultsRoot: resultsRoot)
+            for (_, planned) in plan.cells { matched.formUnion(planned.map { matchKey($0.config) }.filter { byKey[$0] != nil }) }
         }
         return SuiteResults(suite: suite, cells: cells, order: order, strays: byKey.count - matched.count, runsDirectory: runs)
     }
@@ -95,12 +118,15 @@ public struct SuiteResults: Sendable {
         }?.value
     }
 
-    /// SQAKD − baseline for a (model, quantizer, bits), when both have runs.
-    public func difference(model: String, quantizer: String, bits: Int, last: Bool = false) -> Difference? {
-        guard let b = cells[CellKey(model: model, quantizer: quantizer, bits: bits, method: .baseline)],
-              let s = cells[CellKey(model: model, quantizer: quantizer, bits: bits, method: .sqakd)] else { return nil }
+    /// SQAKD − baseline for a (model, column, bits), when both have runs.
+    public func difference(model: String, column: Column, bits: Int, last: Bool = false) -> Difference? {
+        guard let b = cells[column.cell(model: model, bits: bits, method: .baseline)],
+              let s = cells[column.cell(model: model, bits: bits, method: .sqakd)] else { return nil }
         return last ? Difference(s.last, minus: b.last) : Difference(s.best, minus: b.best)
     }
+
+    /// The FP teacher's results for a model.
+    public func teacher(_ model: String) -> CellResult? { cells[CellKey(model: model, quantizer: "fp", bits: 32, method: .fp)] }
 
     /// (model, bits) rows and quantizer columns of the student table, in grid order.
     public var rows: [(model: String, bits: Int)] {
@@ -109,9 +135,36 @@ public struct SuiteResults: Sendable {
         return out
     }
 
-    public var quantizers: [String] {
+    public var columns: [Column] {
+        var out: [Column] = []
+        for c in studentCells where !out.contains(c.column) { out.append(c.column) }
+        return out
+    }
+
+    /// What a reader must know before trusting a cell, in words: a label-trained baseline that beats the
+    /// teacher its SQAKD twin distils from (the teacher is then a weaker signal than the labels), and seeds
+    /// that disagree about the sign of Δ (SQAKD − baseline, paired by seed).
+    public var flags: [String] {
         var out: [String] = []
-        for c in studentCells where !out.contains(c.quantizer) { out.append(c.quantizer) }
+        for row in rows {
+            for col in columns {
+                let b = cells[col.cell(model: row.model, bits: row.bits, method: .baseline)]
+                let s = cells[col.cell(model: row.model, bits: row.bits, method: .sqakd)]
+                let name = "\(row.model) \(col) W\(row.bits)A\(row.bits)"
+                if let b, let t = teacher(row.model), b.best.n > 0, t.best.n > 0, b.best.mean > t.best.mean {
+                    out.append(String(format: "%@: the baseline (%.2f) beats its FP teacher (%.2f), so SQAKD distils from a signal weaker "
+                                      + "than the labels; Δ here says more about the teacher than about SQAKD.", name, b.best.mean, t.best.mean))
+                }
+                if let b, let s {
+                    let baseline = Dictionary(b.records.compactMap { r in r.bestTop1.map { (r.config.seed, $0) } }, uniquingKeysWith: { a, _ in a })
+                    let deltas = s.records.compactMap { r in r.bestTop1.flatMap { v in baseline[r.config.seed].map { v - $0 } } }
+                    if deltas.contains(where: { $0 > 0 }) && deltas.contains(where: { $0 < 0 }) {
+                        out.append("\(name): the seeds disagree about the sign of Δ (per seed: "
+                                   + deltas.map { Tables.signed($0) }.joined(separator: ", ") + "); the mean Δ is not a verdict.")
+                    }
+                }
+            }
+        }
         return out
     }
 }

@@ -23,6 +23,9 @@ public struct GridEntry: Sendable {
     public var teacher: ConfigOverlay
     public var student: ConfigOverlay
     public var overrides: [Override]
+    /// "" for the suite's recipe; otherwise the label of the cells this entry defines (`cifar-recipe`), shown
+    /// beside the quantizer in tables so that one quantizer can be run under several recipes or quirks.
+    public var variant: String
     /// Where the entry starts (`suites/x.yaml:31`), the source of its model, quantizer and bits.
     public var source: ConfigSource
 
@@ -66,7 +69,7 @@ public struct Suite: Sendable {
     /// budget's results reportable beside the current ones.
     public static let budgetNames = ["paper", "reduced", "smoke"]
 
-    static func isLabelledBudgetName(_ name: String) -> Bool {
+    static func isLabel(_ name: String) -> Bool {
         !name.isEmpty && name.first!.isLetter
             && name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
     }
@@ -146,7 +149,7 @@ public struct Suite: Sendable {
         var budgets: [Budget] = []
         if let b = try m.mapping("budgets") {
             for (key, _) in b.pairs {
-                guard budgetNames.contains(key) || Self.isLabelledBudgetName(key) else {
+                guard budgetNames.contains(key) || Self.isLabel(key) else {
                     throw SuiteError("\(b.keyNode(key).map(b.location) ?? display): budget name '\(key)' must be paper, reduced, smoke or a label of lower-case letters, digits and '-'")
                 }
                 let node = b.value(key)!
@@ -205,7 +208,11 @@ public struct Suite: Sendable {
     }
 
     static func parseGridEntry(_ g: YAMLMapping, dataset: String) throws -> GridEntry {
-        try g.checkKeys(["model", "quantizers", "bits", "teacher", "student", "overrides"])
+        try g.checkKeys(["model", "quantizers", "bits", "variant", "teacher", "student", "overrides"])
+        let variant = try g.string("variant") ?? ""
+        guard variant.isEmpty || isLabel(variant) else {
+            throw g.error("variant", "must be a label of lower-case letters, digits and '-', got '\(variant)'")
+        }
         guard let model = try g.string("model") else { throw SuiteError("\(g.location(g.node)): missing key '\(g.keyPath("model"))'") }
         guard ModelZoo.names.contains(model) else {
             throw g.error("model", "names an unknown model '\(model)'; the zoo has: \(ModelZoo.names.joined(separator: ", "))")
@@ -241,7 +248,7 @@ public struct Suite: Sendable {
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
         }
         return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides,
-                         source: ConfigSource(g.location(g.node), keyPath: g.path))
+                         variant: variant, source: ConfigSource(g.location(g.node), keyPath: g.path))
     }
 }
 

@@ -53,8 +53,9 @@ struct SuiteTests {
         #expect(throws: SuiteError.self) { try parse(grid + "teacher:\n  lr: -1\n") }
         #expect(throws: SuiteError.self) { try parse(grid + "methods: [baseline, crd]\n") }
         #expect(throws: SuiteError.self) { try parse(grid + "seeds: 0\n") }
-        let b = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  tiny: {student_epochs: 1}\n") }
-        #expect(b?.description.contains("unknown budget 'tiny'") == true)
+        let b = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  Tiny_1: {student_epochs: 1}\n") }
+        #expect(b?.description.contains("budget name 'Tiny_1' must be paper, reduced, smoke or a label") == true, "\(b!.description)")
+        #expect(try parse(grid + "budgets:\n  reduced-v1: {student_epochs: 1}\n").budget("reduced-v1").studentEpochs == 1)
         let k = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  smoke: {epochs: 1}\n") }
         #expect(k?.description.contains("unknown key 'budgets.smoke.epochs'") == true, "\(k!.description)")
         #expect(throws: SuiteError.self) { try parse("grid: [\n") }
@@ -97,13 +98,24 @@ struct SuiteTests {
     @Test func fashionMNISTReducedIsTheIssuesGrid() throws {
         let s = try Suite.load(repoRoot.appendingPathComponent("suites/fashion-mnist.yaml"))
         let plan = try Plan(suite: s, budget: "reduced", resultsRoot: URL(fileURLWithPath: "results"))
-        #expect(plan.runs.count == 1 + 6 * 2 * 3)
+        #expect(plan.runs.count == 1 + 9 * 2 * 3)
         let teacher = plan.runs[0]
-        #expect(teacher.cell.isTeacher && teacher.config.epochs == 4 && teacher.config.batchSize == 128 && teacher.config.optimizer == .sgd)
-        #expect(teacher.config.lr == 0.1 && teacher.config.quantizer == "fp")
+        #expect(teacher.cell.isTeacher && teacher.config.epochs == 30 && teacher.config.batchSize == 128 && teacher.config.optimizer == .sgd)
+        #expect(teacher.config.lr == 0.1 && teacher.config.quantizer == "fp" && teacher.config.trainLimit == 15000)
         for r in plan.students {
-            #expect(r.config.epochs == 2 && r.config.batchSize == 128 && r.config.optimizer == .adam)
-            #expect(r.config.lr == 1e-3 && r.config.quantizerLR == 1e-5 && r.config.weightDecay == 1e-4 && r.config.temperature == 4)
+            #expect(r.config.epochs == 2 && r.config.batchSize == 128 && r.config.trainLimit == 15000 && r.config.temperature == 4)
+            if r.cell.quantizer == "ewgs" || r.cell.variant == "cifar-recipe" {
+                // The authors' CIFAR recipe (train_quant.py).
+                #expect(r.config.optimizer == .adam && r.config.style == .cifar && r.config.alpha == 1)
+                #expect(r.config.lr == 1e-3 && r.config.quantizerLR == 1e-5 && r.config.weightDecay == 1e-4 && r.config.labelSmoothing == 0)
+            } else {
+                // The authors' Tiny-ImageNet recipe (main.py): MQBench style, one SGD-Nesterov, warm-up + cosine,
+                // label smoothing for baselines only, the paper's α of the nearest cell.
+                #expect(r.cell.variant.isEmpty && r.config.style == .tinyImageNet && r.config.optimizer == .sgd && r.config.nesterov)
+                #expect(r.config.lr == 5e-4 && r.config.weightDecay == 5e-4 && r.config.schedule == .warmupCosine && r.config.warmupIterations == 4)
+                #expect(r.config.labelSmoothing == (r.cell.method == .baseline ? 0.1 : 0))
+                #expect(r.cell.method == .baseline || r.config.alpha == ["pact": 1, "lsq": 50, "dorefa": 50][r.cell.quantizer]!)
+            }
             #expect(r.config.initFrom == "results/fashion-mnist/runs/\(teacher.id)")
             #expect(r.config.distill == (r.cell.method == .sqakd ? .sqakd : DistillationMethod.none))
             #expect(r.config.teacher == (r.cell.method == .sqakd ? r.config.initFrom : nil))
@@ -112,13 +124,17 @@ struct SuiteTests {
         let seeds = plan.students.map(\.seed)
         #expect(seeds == seeds.sorted())
         let cells = Set(plan.students.map(\.cell))
-        #expect(cells.count == 12)
+        #expect(cells.count == 18)
         #expect(cells.contains(CellKey(model: "resnet20", quantizer: "dorefa", bits: 4, method: .sqakd)))
+        #expect(cells.contains(CellKey(model: "resnet20", quantizer: "dorefa", bits: 4, method: .sqakd, variant: "cifar-recipe")))
         #expect(cells.contains(CellKey(model: "resnet20", quantizer: "ewgs", bits: 1, method: .baseline)))
         // Ids are distinct hashes of the resolved configs.
         #expect(Set(plan.runs.map(\.id)).count == plan.runs.count)
         let smoke = try Plan(suite: s, budget: "smoke", seeds: 1, resultsRoot: URL(fileURLWithPath: "results"))
-        #expect(smoke.runs.count == 13 && smoke.runs.allSatisfy { $0.config.trainLimit == 512 && $0.config.epochs == 1 })
+        #expect(smoke.runs.count == 19 && smoke.runs.allSatisfy { $0.config.trainLimit == 512 && $0.config.epochs == 1 })
+        // The first budget, kept for comparison: a 4-epoch teacher on every training image.
+        let old = try Plan(suite: s, budget: "reduced-4ep-teacher", resultsRoot: URL(fileURLWithPath: "results"))
+        #expect(old.runs[0].config.epochs == 4 && old.runs.allSatisfy { $0.config.trainLimit == 0 })
         let only = try Plan(suite: s, budget: "reduced", resultsRoot: URL(fileURLWithPath: "results"), only: ["ewgs/W2A2"])
         #expect(only.runs.count == 7 && only.runs[0].cell.isTeacher)
     }

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import Bench
+@testable import Training
+
+/// A suite with a variant column (PACT under a second recipe) and a labelled budget kept for comparison,
+/// and synthetic records: at `reduced`, a teacher below the variant's baselines and seeds that disagree on
+/// the sign of Δ; at `reduced-old`, a full grid of its own.
+private func variantFixture() throws -> (Suite, URL) {
+    let dir = tempDir("variants")
+    let yaml = """
+        name: variants
+        dataset: fashion-mnist
+        seeds: 2
+        grid:
+          - model: resnet20
+            quantizers: [pact]
+            bits: [4]
+          - model: resnet20
+            variant: cifar-recipe
+            quantizers: [pact]
+            bits: [4]
+            student: {lr: 0.002}
+        budgets:
+          reduced: {teacher_epochs: 3, student_epochs: 6}
+          reduced-old: {teacher_epochs: 1, student_epochs: 2}
+
+        """
+    writeText(yaml, dir.appendingPathComponent("variants.yaml"))
+    let suite = try Suite.load(dir.appendingPathComponent("variants.yaml"))
+    let results = dir.appendingPathComponent("results")
+    let now: [String: [Double]] = [
+        "resnet20/fp/teacher/seed0": [80, 85, 90],
+        "resnet20/pact/W4A4/baseline/seed0": [80, 81, 82, 83, 84, 85], "resnet20/pact/W4A4/baseline/seed1": [80, 81, 82, 83, 84, 86],
+        "resnet20/pact/W4A4/sqakd/seed0": [80, 81, 82, 83, 84, 86], "resnet20/pact/W4A4/sqakd/seed1": [80, 81, 82, 83, 84, 85.5],
+        "resnet20/pact/W4A4/cifar-recipe/baseline/seed0": [90, 91, 91, 91, 91, 91],
+        "resnet20/pact/W4A4/cifar-recipe/baseline/seed1": [90, 91, 91, 91, 91, 92],
+        "resnet20/pact/W4A4/cifar-recipe/sqakd/seed0": [88, 89, 89, 89, 89, 89],
+        "resnet20/pact/W4A4/cifar-recipe/sqakd/seed1": [88, 89, 89, 89, 89, 89],
+    ]
+    let old: [String: [Double]] = [
+        "resnet20/fp/teacher/seed0": [70],
+        "resnet20/pact/W4A4/baseline/seed0": [60, 61], "resnet20/pact/W4A4/sqakd/seed0": [62, 63],
+    ]
+    for (budget, curves) in [("reduced", now), ("reduced-old", old)] {
+        let plan = try Plan(suite: suite, budget: budget, resultsRoot: results)
+        for r in plan.runs {
+            guard let c = curves[r.label] else { continue }
+            try r.runDirectory.create()
+            try r.runDirectory.writeRecord(syntheticRecord(r, curve: c))
+        }
+    }
+    return (suite, dir)
+}
+
+@Suite("Variants and labelled budgets")
+struct VariantBudgetTests {
+    @Test func variantCellsHaveTheirOwnLabelsAndColumn() throws {
+        let (suite, dir) = try variantFixture()
+        let plan = try Plan(suite: suite, resultsRoot: dir.appendingPathComponent("results"))
+        let labels = plan.students.map(\.label)
+        #expect(labels.contains("resnet20/pact/W4A4/cifar-recipe/sqakd/seed1"))
+        #expect(labels.contains("resnet20/pact/W4A4/sqakd/seed1"))
+        let variant = plan.students.first { $0.cell.variant == "cifar-recipe" }!
+        #expect(variant.config.lr == 0.002 && variant.cell.description == "resnet20 pact (cifar-recipe) W4A4 baseline")
+        let only = try Plan(suite: suite, resultsRoot: dir, only: ["W4A4/cifar-recipe"])
+        #expect(only.students.count == 4 && only.students.allSatisfy { $0.cell.variant == "cifar-recipe" })
+    }
+
+    @Test func aCellDefinedTwiceOrAVariantThatChangesNothingIsAnError() throws {
+        let dir = tempDir("variants-bad")
+        func plan(_ second: String) throws {
+            writeText("""
+                name: bad
+                dataset: fashion-mnist
+                grid:
+                  - model: resnet20
+                    quantizers: [pact]
+                    bits: [4]
+                  - model: resnet20
+                \(second)
+                budgets:
+                  reduced: {teacher_epochs: 1, student_epochs: 1}
+
+                """, dir.appendingPathComponent("bad.yaml"))
+            _ = try Plan(suite: try Suite.load(dir.appendingPathComponent("bad.yaml")), resultsRoot: dir)
+        }
+        let twice = #expect(throws: SuiteError.self) { try plan("    quantizers: [pact]\n    bits: [4]\n    student: {lr: 0.5}") }
+        #expect(twice?.description.contains("give one of them a 'variant'") == true, "\(twice?.description ?? "")")
+        let same = #expect(throws: SuiteError.self) { try plan("    variant: same\n    quantizers: [pact]\n    bits: [4]") }
+        #expect(same?.description.contains("a variant must change a setting") == true, "\(same?.description ?? "")")
+        let name = #expect(throws: SuiteError.self) { try plan("    variant: Bad_Name\n    quantizers: [pact]\n    bits: [4]") }
+        #expect(name?.description.contains("bad.yaml:8") == true, "\(name?.description ?? "")")
+    }
+
+    @Test func flagsNameABaselineAboveItsTeacherAndSeedsThatDisagree() throws {
+        let (suite, dir) = try variantFixture()
+        let r = try SuiteResults.load(suite: suite, resultsRoot: dir.appendingPathComponent("results"))
+        #expect(r.columns.map(\.description) == ["pact", "pact (cifar-recipe)"])
+        let flags = r.flags
+        #expect(flags.count == 2, "\(flags)")
+        #expect(flags.contains { $0.hasPrefix("resnet20 pact W4A4: the seeds disagree about the sign of Δ (per seed: +1.00, −0.50)") })
+        #expect(flags.contains { $0.hasPrefix("resnet20 pact (cifar-recipe) W4A4: the baseline (91.50) beats its FP teacher (90.00)") })
+        let md = Tables.markdown(r)
+        #expect(md.contains("| resnet20 | W4A4 | 90.00 |"))
+        #expect(md.contains("last-5 mean 83.10 ± 0.14 (n=2)"))   // mean(81…85) = 83.0, mean(81…84, 86) = 83.2
+        #expect(md.contains("**Flags:**") && md.contains("beats its FP teacher"))
+    }
+
+    @Test func aLabelledBudgetIsReportedOnItsOwnAndNotAsStrays() throws {
+        let (suite, dir) = try variantFixture()
+        let results = dir.appendingPathComponent("results")
+        let r = try SuiteResults.load(suite: suite, resultsRoot: results)
+        #expect(r.strays == 0 && r.budgetsUsed == ["reduced"])
+        let labelled = try SuiteResults.labelledBudgets(suite: suite, resultsRoot: results)
+        #expect(labelled.count == 1 && labelled[0].budgetsUsed == ["reduced-old"])
+        #expect(labelled[0].difference(model: "resnet20", column: Column(quantizer: "pact"), bits: 4)?.delta == 2)
+        let report = dir.appendingPathComponent("REPORT.md")
+        try Report(suites: [suite], resultsRoot: results, reportFile: report).write()
+        let text = try String(contentsOf: report, encoding: .utf8)
+        #expect(text.contains("Kept for comparison, budget `reduced-old` (1 teacher / 2 student epochs)"))
+        #expect(text.contains("### Kept for comparison: budget `reduced-old`"))
+        for f in ["table.md", "cells.csv", "plots/sqakd-gain.png"] {
+            #expect(FileManager.default.fileExists(atPath: results.appendingPathComponent("variants/reduced-old/\(f)").path), "\(f)")
+        }
+        let cells = try String(contentsOf: results.appendingPathComponent("variants/cells.csv"), encoding: .utf8)
+        #expect(cells.contains(",cifar-recipe,89.00,0.00,90.00\n"), "\(cells)")
+    }
+
+    @Test func staleSuitePlotsAreRemoved() throws {
+        let (suite, dir) = try variantFixture()
+        let results = dir.appendingPathComponent("results")
+        let stale = results.appendingPathComponent("variants/plots/curves-resnet20-ewgs-w1a1.png")
+        try FileManager.default.createDirectory(at: stale.deletingLastPathComponent(), withIntermediateDirectories: true)
+        writeText("old", stale)
+        try Report(suites: [suite], resultsRoot: results, reportFile: nil).write()
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
+        #expect(FileManager.default.fileExists(atPath: results.appendingPathComponent("variants/plots/curves-resnet20-pact-cifar-recipe-w4a4.png").path))
+    }
+
+    @Test func checkReadsCellsCSVWrittenBeforeVariants() throws {
+        let (suite, dir) = try variantFixture()
+        let csv = dir.appendingPathComponent("old-cells.csv")
+        writeText(Tables.cellsHeaderV1.joined(separator: ",") + "\n"
+                  + "variants,fashion-mnist,resnet20,pact,4,baseline,reduced,6,2,2,85.50,0.71,85.50,0.71,,85.0000;86.0000,85.0000;86.0000\n", csv)
+        let stored = try RegressionCheck.stored(csv.path, suite: suite, budget: nil)
+        #expect(stored.count == 1 && stored[0].cell == CellKey(model: "resnet20", quantizer: "pact", bits: 4, method: .baseline))
+        let r = try SuiteResults.load(suite: suite, resultsRoot: dir.appendingPathComponent("results"))
+        let outcome = RegressionCheck().compare(new: RegressionCheck.numbers(r), stored: stored)
+        #expect(outcome.compared == 1 && outcome.passed)
+    }
+}
