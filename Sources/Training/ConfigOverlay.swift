@@ -377,8 +377,14 @@ extension TrainConfig {
     public var schema1RunID: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return fnv1a64((try? e.encode(self)) ?? Data())
+        var map = camelCaseMap()
+        let defaults = TrainConfig().camelCaseMap()
+        for key in Self.propertiesAfterSchema1 where map[key] == defaults[key] { map[key] = nil }
+        return fnv1a64((try? e.encode(map)) ?? Data())
     }
+
+    /// Properties added after record schema 1; at their defaults they are left out of `schema1RunID`.
+    static let propertiesAfterSchema1 = ["evalTrainSet"]
 
     /// A stored config (`config.json`, a record's `config`): its keys over `TrainConfig()`, no recipe, strict
     /// on keys and types. Schema-1 files (camelCase keys) are read too.

@@ -54,11 +54,16 @@ public struct RunDirectory: Sendable {
     /// The stored config (`config.json`, schema 1 or 2).
     public func readConfig() throws -> TrainConfig { try TrainConfig.load(config) }
 
+    /// One row per epoch; runs with `eval_train_set` add the two train-set evaluation columns.
     static func csv(_ epochs: [EpochMetrics]) -> String {
-        var s = "epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,seconds,images_per_second\n"
+        let trainEval = epochs.contains { $0.trainEvalTop1 != nil }
+        var s = "epoch,lr,train_loss,train_top1,test_loss,test_top1,test_top5,seconds,images_per_second"
+            + (trainEval ? ",train_eval_loss,train_eval_top1\n" : "\n")
         for e in epochs {
             s += "\(e.epoch),\(e.lr),\(e.trainLoss),\(e.trainTop1),\(e.testLoss),\(e.testTop1),\(e.testTop5),"
-            s += String(format: "%.3f,%.1f\n", e.seconds, e.imagesPerSecond)
+            s += String(format: "%.3f,%.1f", e.seconds, e.imagesPerSecond)
+            if trainEval { s += ",\(e.trainEvalLoss.map { "\($0)" } ?? ""),\(e.trainEvalTop1.map { "\($0)" } ?? "")" }
+            s += "\n"
         }
         return s
     }

@@ -13,6 +13,9 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var testTop5: Double
     public var seconds: Double
     public var imagesPerSecond: Double
+    /// Loss and top-1 of the eval-mode pass over the whole training set (`eval_train_set`); absent otherwise.
+    public var trainEvalLoss: Double?
+    public var trainEvalTop1: Double?
 
     /// The metrics without timing, for determinism checks.
     public var numbers: [Double] { [Double(epoch), lr, trainLoss, trainTop1, testLoss, testTop1, testTop5] }
@@ -21,6 +24,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
         case epoch, lr, seconds
         case trainLoss = "train_loss", trainTop1 = "train_top1", testLoss = "test_loss", testTop1 = "test_top1"
         case testTop5 = "test_top5", imagesPerSecond = "images_per_second"
+        case trainEvalLoss = "train_eval_loss", trainEvalTop1 = "train_eval_top1"
     }
 }
 

@@ -52,6 +52,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var trainLimit: Int = 0
     /// Use only the first N test images (0 = all).
     public var testLimit: Int = 0
+    /// Also evaluate the whole training set (the images trained on, un-augmented, eval mode) after every
+    /// epoch, as the reference's logs do (train_quant.py); off by default: it costs a forward pass over it.
+    public var evalTrainSet: Bool = false
 
     // Quantization-aware training (reference §4.2). `fp` trains a full-precision model.
     /// Quantizer scheme from `sqakd quantizer list`.

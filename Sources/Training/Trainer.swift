@@ -95,11 +95,14 @@ public final class Trainer {
             }
             let trainSeconds = Date().timeIntervalSince(started)
             let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize)
+            let trainEval = config.evalTrainSet ? try evaluate(model, on: train, batchSize: config.evalBatchSize) : nil
             let seconds = Date().timeIntervalSince(started)
-            let m = EpochMetrics(epoch: epoch + 1, lr: lrs[0], trainLoss: lossSum / Double(seen),
+            var m = EpochMetrics(epoch: epoch + 1, lr: lrs[0], trainLoss: lossSum / Double(seen),
                                  trainTop1: 100 * Double(correct) / Double(seen), testLoss: eval.loss,
                                  testTop1: eval.top1, testTop5: eval.top5, seconds: seconds,
                                  imagesPerSecond: Double(seen) / trainSeconds)
+            m.trainEvalLoss = trainEval?.loss
+            m.trainEvalTop1 = trainEval?.top1
             record.epochs.append(m)
             record.lastTop1 = eval.top1
             let meta = setup.checkpointMetadata.merging(["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"]) { a, _ in a }
@@ -119,8 +122,9 @@ public final class Trainer {
             let line = String(format: "epoch %d/%d  lr %.5g  train loss %.4f  train %@ %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
                               epoch + 1, config.epochs, lrs[0], m.trainLoss, (step.objective.usesLabels ? "acc" : "agreement") as NSString,
                               m.trainTop1, m.testLoss, m.testTop1, m.testTop5, m.imagesPerSecond, formatDuration(seconds) as NSString)
-            run.appendLog(line)
-            progress.finish(line)
+            let full = trainEval.map { String(format: "  train-set eval loss %.4f top-1 %.2f%%", $0.loss, $0.top1) } ?? ""
+            run.appendLog(line + full)
+            progress.finish(line + full)
             epochsThisSession += 1
             if let stop = stopAfterEpochs, epochsThisSession >= stop, epoch + 1 < config.epochs { break }
         }
