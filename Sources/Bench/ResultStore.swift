@@ -141,6 +141,31 @@ public struct SuiteResults: Sendable {
         return out
     }
 
+    /// A variant cell against the same cell of its released column (a quirk switched on or off, another recipe).
+    public struct VariantComparison: Sendable {
+        public var variant: CellResult
+        public var released: CellResult
+        public var difference: Difference { Difference(variant.best, minus: released.best) }
+    }
+
+    /// The released column a column is measured against: the `compare_to` quantizer (or its own) without
+    /// variant; nil for a plain column without `compare_to`.
+    public func releasedColumn(of column: Column) -> Column? {
+        let entry = suite.grid.first { $0.variant == column.variant && $0.quantizers.contains(column.quantizer) }
+        guard let entry, !column.variant.isEmpty || entry.compareTo != nil else { return nil }
+        let base = Column(quantizer: entry.compareTo ?? column.quantizer)
+        return base == column ? nil : base
+    }
+
+    /// Every variant cell with runs whose released cell has runs too, in table order.
+    public var variantComparisons: [VariantComparison] {
+        studentCells.compactMap { k in
+            guard let base = releasedColumn(of: k.column), let v = cells[k],
+                  let r = cells[base.cell(model: k.model, bits: k.bits, method: k.method)] else { return nil }
+            return VariantComparison(variant: v, released: r)
+        }
+    }
+
     /// What a reader must know before trusting a cell, in words: a label-trained baseline that beats the
     /// teacher its SQAKD twin distils from (the teacher is then a weaker signal than the labels), and seeds
     /// that disagree about the sign of Δ (SQAKD − baseline, paired by seed).

@@ -26,6 +26,9 @@ public struct GridEntry: Sendable {
     /// "" for the suite's recipe; otherwise the label of the cells this entry defines (`cifar-recipe`), shown
     /// beside the quantizer in tables so that one quantizer can be run under several recipes or quirks.
     public var variant: String
+    /// The quantizer whose plain column this entry's cells are measured against in the variants table
+    /// (`compare_to`); defaults to the entry's own quantizer when it has a variant.
+    public var compareTo: String?
     /// Where the entry starts (`suites/x.yaml:31`), the source of its model, quantizer and bits.
     public var source: ConfigSource
 
@@ -208,7 +211,11 @@ public struct Suite: Sendable {
     }
 
     static func parseGridEntry(_ g: YAMLMapping, dataset: String) throws -> GridEntry {
-        try g.checkKeys(["model", "quantizers", "bits", "variant", "teacher", "student", "overrides"])
+        try g.checkKeys(["model", "quantizers", "bits", "variant", "compare_to", "teacher", "student", "overrides"])
+        let compareTo = try g.string("compare_to")
+        if let c = compareTo, !QuantizerRegistry.names.contains(c) || c == "fp" {
+            throw g.error("compare_to", "names '\(c)', which is not a registered quantizer")
+        }
         let variant = try g.string("variant") ?? ""
         guard variant.isEmpty || isLabel(variant) else {
             throw g.error("variant", "must be a label of lower-case letters, digits and '-', got '\(variant)'")
@@ -248,7 +255,7 @@ public struct Suite: Sendable {
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
         }
         return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides,
-                         variant: variant, source: ConfigSource(g.location(g.node), keyPath: g.path))
+                         variant: variant, compareTo: compareTo, source: ConfigSource(g.location(g.node), keyPath: g.path))
     }
 }
 

@@ -83,6 +83,19 @@ public enum Tables {
             }
             out += "\n"
         }
+        if r.columns.contains(where: { r.releasedColumn(of: $0) != nil }) {
+            out += "\n\(h2) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
+                + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds.\n\n"
+                + "| model | bits | method | variant | variant | released | Δ |\n|---|---|---|---|---|---|---|\n"
+            let comparisons = r.variantComparisons
+            for c in comparisons {
+                let k = c.variant.cell, base = r.releasedColumn(of: k.column)!
+                let d = c.difference
+                out += "| \(k.model) | W\(k.bits)A\(k.bits) | \(k.method.title) | \(k.column) vs \(base) | \(c.variant.best.formatted) | "
+                    + "\(c.released.best.formatted) | \(signed(d.delta)) (\(d.mark)) |\n"
+            }
+            if comparisons.isEmpty { out += "| — | — | — | no variant has runs beside its released cell yet | | | |\n" }
+        }
         let flags = r.flags
         out += "\n**Flags:** " + (flags.isEmpty ? "none (no baseline beats its teacher; every cell's seeds agree on the sign of Δ).\n"
                                     : "\n\n" + flags.map { "- \($0)\n" }.joined())

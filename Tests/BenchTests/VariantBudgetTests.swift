@@ -105,6 +105,9 @@ struct VariantBudgetTests {
         #expect(md.contains("| resnet20 | W4A4 | 90.00 |"))
         #expect(md.contains("last-5 mean 83.10 ± 0.14 (n=2)"))   // mean(81…85) = 83.0, mean(81…84, 86) = 83.2
         #expect(md.contains("**Flags:**") && md.contains("beats its FP teacher"))
+        #expect(r.releasedColumn(of: Column(quantizer: "pact", variant: "cifar-recipe")) == Column(quantizer: "pact"))
+        #expect(r.releasedColumn(of: Column(quantizer: "pact")) == nil)
+        #expect(md.contains("| resnet20 | W4A4 | baseline | pact (cifar-recipe) vs pact | 91.50 ± 0.71 (n=2) | 85.50 ± 0.71 (n=2) | +6.00 (p<0.05) |"), "\(md)")
     }
 
     @Test func aLabelledBudgetIsReportedOnItsOwnAndNotAsStrays() throws {
