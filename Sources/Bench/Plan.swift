@@ -86,7 +86,7 @@ public struct Plan: Sendable {
         self.budget = try suite.budget(budget)
         self.seeds = seeds ?? suite.seeds
         guard self.seeds >= 1 else { throw SuiteError("--seeds must be ≥ 1") }
-        runsDirectory = Self.runsDirectory(suite: suite.name, resultsRoot: resultsRoot)
+        runsDirectory = Self.runsDirectory(suite: suite.runsOf ?? suite.name, resultsRoot: resultsRoot)
 
         var teachers: [String: PlannedRun] = [:]   // model → teacher
         var teacherOrder: [PlannedRun] = []

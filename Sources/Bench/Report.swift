@@ -184,7 +184,14 @@ public struct Report {
                 }
             }
             out += "\n**Not run yet:** " + (missing.isEmpty ? "nothing; every cell has all its seeds.\n" : "\n\n" + missing.map { "- \($0)\n" }.joined())
-            if r.strays > 0 { out += "\n\(r.strays) finished run(s) in the runs folder belong to no cell of the current suite file and are not shown.\n" }
+            // A shared runs folder (`runs_of`) holds the other suites' runs too: those are not strays.
+            let sharing = all.filter { $0.runsDirectory.standardizedFileURL == r.runsDirectory.standardizedFileURL && $0.suite.name != r.suite.name }
+            let strays = sharing.reduce(r.strayKeys) { $0.subtracting($1.matchedKeys) }
+            if !strays.isEmpty {
+                out += "\n\(strays.count) finished run(s) in the runs folder belong to no cell of the current suite file"
+                    + (sharing.isEmpty ? "" : " (nor of \(sharing.map { "`\($0.suite.name)`" }.joined(separator: ", ")), which share it)")
+                    + " and are not shown.\n"
+            }
             out += "\n### Plots\n\n"
             let plots = ReportPlots.files(r)
             for p in plots { out += "![\(p.title)](\(rel)/plots/\(p.name))\n\n" }

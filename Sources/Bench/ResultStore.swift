@@ -37,7 +37,11 @@ public struct SuiteResults: Sendable {
     /// Every cell of the grid, in table order (teachers first).
     public var order: [CellKey]
     /// Records in the runs folder that match no cell of the suite at any budget (old hyper-parameters).
-    public var strays: Int
+    public var strays: Int { strayKeys.count }
+    /// The match keys of those records (suites sharing a runs folder subtract each other's).
+    public var strayKeys: Set<String>
+    /// The match keys of the finished records that belong to a cell of this suite at any budget.
+    public var matchedKeys: Set<String>
     public var runsDirectory: URL
 
     /// The budgets a report shows when none is forced, largest first. Labelled budgets (any other name) are
@@ -54,7 +58,7 @@ public struct SuiteResults: Sendable {
 
     /// Reads `runsDirectory` (default `<resultsRoot>/<suite>/runs`).
     public static func load(suite: Suite, resultsRoot: URL, runsDirectory: URL? = nil, budget: String? = nil) throws -> SuiteResults {
-        let runs = runsDirectory ?? Plan.runsDirectory(suite: suite.name, resultsRoot: resultsRoot)
+        let runs = runsDirectory ?? Plan.runsDirectory(suite: suite.runsOf ?? suite.name, resultsRoot: resultsRoot)
         let records = readRecords(runs)
         var byKey: [String: RunRecord] = [:]
         for r in records where r.status == "finished" && r.epochs.count >= r.config.epochs { byKey[matchKey(r.config)] = r }
@@ -82,7 +86,8 @@ public struct SuiteResults: Sendable {
             let plan = try Plan(suite: suite, budget: b, seeds: seedsToScan, resultsRoot: resultsRoot)
             for (_, planned) in plan.cells { matched.formUnion(planned.map { matchKey($0.config) }.filter { byKey[$0] != nil }) }
         }
-        return SuiteResults(suite: suite, cells: cells, order: order, strays: byKey.count - matched.count, runsDirectory: runs)
+        return SuiteResults(suite: suite, cells: cells, order: order, strayKeys: Set(byKey.keys).subtracting(matched),
+                            matchedKeys: matched, runsDirectory: runs)
     }
 
     static func readRecords(_ dir: URL) -> [RunRecord] {

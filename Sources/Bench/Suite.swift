@@ -67,17 +67,25 @@ public struct Suite: Sendable {
     public var paperResults: URL?
     /// Where `dataset` is set.
     public var datasetSource: ConfigSource
+    /// Another suite whose runs folder this one shares (`runs_of`): runs with the same config are trained
+    /// once and shown by both (a quirks suite reuses the main suite's released cells).
+    public var runsOf: String?
 
     /// The standard budgets; a suite may add labelled ones (`reduced-4ep-teacher`) that keep an earlier
     /// budget's results reportable beside the current ones.
     public static let budgetNames = ["paper", "reduced", "smoke"]
+
+    /// A suite name names a results folder: letters, digits, '-', '_'.
+    static func isSuiteName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+    }
 
     static func isLabel(_ name: String) -> Bool {
         !name.isEmpty && name.first!.isLetter
             && name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
     }
     static let keys = ["name", "title", "description", "dataset", "seeds", "methods", "teacher", "student", "grid", "budgets",
-                       "default_budget", "paper"]
+                       "default_budget", "paper", "runs_of"]
 
     public func budget(_ name: String?) throws -> Budget {
         let n = name ?? defaultBudget
@@ -122,7 +130,7 @@ public struct Suite: Sendable {
         try m.checkKeys(keys)
 
         let name = try m.string("name") ?? file.deletingPathExtension().lastPathComponent
-        guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+        guard Self.isSuiteName(name) else {
             throw m.error("name", "may hold only letters, digits, '-' and '_' (it names the results folder)")
         }
         let dataset = try m.string("dataset") ?? { throw SuiteError("\(display): missing key 'dataset'") }()
@@ -182,10 +190,12 @@ public struct Suite: Sendable {
             }
         }
 
+        let runsOf = try m.string("runs_of")
+        if let r = runsOf, !isSuiteName(r) { throw m.error("runs_of", "must be a suite name (letters, digits, '-', '_'), got '\(r)'") }
         return Suite(name: name, title: try m.string("title") ?? name, description: try m.string("description"), file: file,
                      dataset: dataset, seeds: seeds, methods: methods, teacher: teacher, student: student, grid: grid,
                      budgets: budgets, defaultBudget: defaultBudget, paperTable: paperTable, paper: paper,
-                     paperResults: paperResults, datasetSource: datasetSource)
+                     paperResults: paperResults, datasetSource: datasetSource, runsOf: runsOf)
     }
 
     /// Keys a suite's hyper-parameter blocks may not set: the plan sets them for each run.
