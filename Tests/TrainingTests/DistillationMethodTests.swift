@@ -15,6 +15,8 @@ import Testing
     init() { Threads.set(2) }
 
     static let featureMethods: [DistillationMethod] = [.at, .nst, .sp, .rkd, .fitnet, .cc, .vid]
+    /// 64 training and 20 test images, loaded once.
+    static let data: (train: Dataset, test: Dataset)? = try? smallFashionMNIST()
 
     /// A freshly initialised FP teacher checkpoint (weights do not matter to these tests).
     func teacherFile(_ model: String = "resnet20") throws -> URL {
@@ -27,8 +29,8 @@ import Testing
     func studentConfig(_ method: DistillationMethod, teacher: URL, epochs: Int = 1) throws -> TrainConfig {
         try TrainConfig.resolve([ConfigOverlay([
             "model": .string("resnet20"), "quantizer": .string("ewgs"), "bits": .integer(2), "distill": .string(method.rawValue),
-            "teacher": .string(teacher.path), "epochs": .integer(epochs), "batch_size": .integer(32), "train_limit": .integer(64),
-            "test_limit": .integer(20), "seed": .integer(4),
+            "teacher": .string(teacher.path), "epochs": .integer(epochs), "batch_size": .integer(16), "train_limit": .integer(32),
+            "test_limit": .integer(10), "seed": .integer(4),
         ], source: ConfigSource("test"))])
     }
 
@@ -97,8 +99,7 @@ import Testing
         _ = calibrateQuantizers(model: m, firstBatch: x)
         _ = m.forward(x, mode: .train)
         #expect(taps.map { Array($0.output!.shape.dropFirst()) } == shapes)
-        #expect(try featureShapes(m, m.featurePaths, 32, 32).count == shapes.count)
-        #expect(try m.featurePaths.map { try featureShapes(m, [$0], 32, 32)[$0]! } == shapes)
+        #expect(try m.featurePaths.map { try featureShapes(m, [$0], 32, 32, probeItself: false)[$0]! } == shapes)
         let map = taps[taps.count - 2].output!.toLayout(.plain), pooled = taps.last!.output!.toLayout(.plain)
         let c = shapes[shapes.count - 2][0], hw = map.count / (2 * c)
         let mean = (0..<(2 * c)).map { i in map.array[(i * hw)..<((i + 1) * hw)].reduce(0, +) / Float(hw) }
@@ -127,7 +128,7 @@ import Testing
     /// names, never in the model checkpoint.
     @Test(arguments: [DistillationMethod.kd] + featureMethods)
     func everyMethodTrains(method: DistillationMethod) throws {
-        let data = try smallFashionMNIST()
+        let data = try #require(Self.data)
         let teacher = try teacherFile()
         let dir = temporaryDirectory("kd-\(method.rawValue)")
         defer { for d in [dir, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
@@ -147,7 +148,7 @@ import Testing
     /// A FitNet run (regressor parameters, BN statistics and their Adam state) interrupted after epoch 1 and
     /// resumed ends bit-identical to an uninterrupted one.
     @Test func fitnetResumeIsBitIdentical() throws {
-        let data = try smallFashionMNIST()
+        let data = try #require(Self.data)
         let teacher = try teacherFile()
         let a = temporaryDirectory("fitnet-straight"), b = temporaryDirectory("fitnet-resumed")
         defer { for d in [a, b, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
