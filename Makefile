@@ -51,6 +51,7 @@ golden:
 	/usr/bin/python3 scripts/make_quantizer_golden.py
 	/usr/bin/python3 scripts/make_optim_schedule_golden.py
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
+	/usr/bin/python3 scripts/make_kd_golden.py
 
 clean:
 	rm -rf .build

@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["NN", "Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN", "Quantization", "Tensors"], swiftSettings: optimize),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
-        .target(name: "Distillation", dependencies: ["NN", "Tensors"], swiftSettings: optimize),
+        .target(name: "Distillation", dependencies: ["NN", "Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets", "Distillation", "Tensors", "Kernels"],
                 swiftSettings: optimize),
         .target(name: "Benchmarks", dependencies: ["Kernels", "Tensors", "NN", "Datasets"], swiftSettings: optimize),
@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),
-        .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors"]),
+        .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
         .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd"]),

@@ -1,3 +1,4 @@
+import NN
 import Tensors
 
 /// The authors' general training loss (`train_quant.py:415-422`, reference §4.2 and §5.2):
@@ -7,7 +8,8 @@ import Tensors
 /// as a weighted sum of objectives. Terms of weight 0 are dropped, not multiplied by zero: SQAKD (γ = 0,
 /// β = 0) then computes no cross-entropy and reads no label at all, and a term of weight 1 is used as it is
 /// (its loss and gradients unscaled), so a one-term mix gives bit-for-bit the term's own numbers.
-/// Gradients add up in term order: dL/dz_s = Σ w_i·dL_i/dz_s, and likewise per student feature.
+/// Gradients add up in term order: dL/dz_s = Σ w_i·dL_i/dz_s, and likewise per student feature and for
+/// the terms' own parameters (`Objective.module`), which receive w_i·dL_i/dθ.
 public struct LossMix {
     public struct Term {
         public var weight: Double
@@ -38,15 +40,33 @@ public struct LossMix {
         return terms.flatMap(\.objective.featurePaths).filter { seen.insert($0).inserted }
     }
 
+    /// Every teacher tap path some term reads, in first-use order.
+    public var teacherFeaturePaths: [String] {
+        var seen = Set<String>()
+        return terms.flatMap(\.objective.teacherFeaturePaths).filter { seen.insert($0).inserted }
+    }
+
+    /// The terms' trainable modules (`Objective.module`) as one tree with their own names (each term's tree
+    /// merged at the root), or nil when no term has any.
+    public var module: Layer? {
+        let modules = terms.compactMap(\.objective.module)
+        return modules.isEmpty ? nil : ModuleList(modules.map { (name: "", layer: $0) })
+    }
+
     /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`.
     public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
         var total: Double?
         var dLogits: Tensor?
         var dFeatures: [String: Tensor] = [:]
         for term in terms {
+            let w = term.weight
+            // The term's own parameters receive w·dL_i/dθ: their gradient before the call is kept, the
+            // call's contribution scaled (exactly w·g when they start at zero, as after `zeroGrad`).
+            let owned = w == 1 ? [] : (term.objective.module?.parameters().map(\.parameter) ?? [])
+            let before = owned.map { $0.grad.copy() }
             let v = term.objective.evaluate(student: student, teacher: term.objective.usesTeacher ? teacher : nil,
                                             labels: labels)
-            let w = term.weight
+            for (p, b) in zip(owned, before) { scaleIncrement(p.grad, since: b, by: w) }
             let l = w == 1 ? v.loss : w * v.loss
             total = total.map { $0 + l } ?? l
             if let d = v.dLogits { dLogits = accumulate(dLogits, d, w) }
@@ -54,6 +74,12 @@ public struct LossMix {
         }
         return ObjectiveValue(loss: total ?? 0, dLogits: dLogits, dFeatures: dFeatures)
     }
+}
+
+/// g ← b + w·(g − b), elementwise.
+private func scaleIncrement(_ g: Tensor, since b: Tensor, by w: Double) {
+    let a = Float(w)
+    withUnsafeMutablePointers(g, b) { [n = g.count] g, b in for i in 0..<n { g[i] = b[i] + a * (g[i] - b[i]) } }
 }
 
 /// sum + w·d, reusing `d` as the result when there is no sum yet (scaled in place unless w = 1).

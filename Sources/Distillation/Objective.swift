@@ -41,12 +41,26 @@ public protocol Objective {
     var usesLabels: Bool { get }
     /// Whether it needs the teacher's outputs.
     var usesTeacher: Bool { get }
-    /// Student (and teacher) tap paths it reads; empty for logit-only objectives.
+    /// Student tap paths it reads; empty for logit-only objectives.
     var featurePaths: [String] { get }
+    /// Teacher tap paths it reads (default: `featurePaths`; they differ when the teacher is another
+    /// architecture).
+    var teacherFeaturePaths: [String] { get }
+    /// The objective's own trainable modules (FitNet's regressor, VID's regressors, CC's embeddings), as one
+    /// module tree whose state names are the authors' (`module_list.1.conv.weight`; see each objective), or
+    /// nil. The authors append their parameters to the model optimizer's list (`utils_distill.py:44-113`),
+    /// so they train with the model's learning rate, schedule and weight decay; the training step feeds
+    /// them gradients (`evaluate` accumulates into their `grad`) and the optimizer steps them. Their state
+    /// is part of a run's training state (resume), not of its model checkpoints (the authors save
+    /// `model.state_dict()` only, `train_quant.py:493-513`).
+    var module: Layer? { get }
     /// `teacher` is non-nil exactly when `usesTeacher`; `labels` has one entry per row of the batch.
+    /// Gradients for `module`'s parameters accumulate into their `grad`.
     func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue
 }
 
 extension Objective {
     public var featurePaths: [String] { [] }
+    public var teacherFeaturePaths: [String] { featurePaths }
+    public var module: Layer? { nil }
 }

@@ -19,7 +19,8 @@ public struct BenchmarkResult: Codable, Sendable {
 /// Times the training step of `sqakd train` with the same options on a synthetic batch:
 /// FP: forward, cross-entropy, backward, SGD (momentum 0.9, wd 1e-4).
 /// QAT (`quantizer` ≠ fp): the quantized student (calibrated on the batch), the recipe's optimizers as in `train`;
-/// with `distill` the FP teacher's eval forward and α·T²·KL replace the cross-entropy.
+/// with `distill` (any `DistillationMethod`) the FP teacher's eval forward and the method's loss mix
+/// (`TrainConfig.objective`, default weights) replace the plain cross-entropy, its own modules stepped too.
 public func benchmark(model name: String, batch: Int, classes: Int = 10, inputChannels: Int = 3, size: Int = 32,
                       quantizer: String = "fp", bits: Int = 32, distill: String = "none",
                       warmup: Int = 3, steps: Int = 10) throws -> BenchmarkResult {
@@ -38,7 +39,8 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     }
     defer { if let teacherDirectory { try? FileManager.default.removeItem(at: teacherDirectory) } }
     let config = try TrainConfig.resolve([settings])
-    let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels, iterationsPerEpoch: 1)
+    let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels, inputHeight: size,
+                                  inputWidth: size, iterationsPerEpoch: 1)
     let model = setup.student
     var rng = RNG(seed: 1)
     let x = Tensor(shape: [batch, inputChannels, size, size])
@@ -46,7 +48,7 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     let labels = (0..<batch).map { _ in Int32(rng.below(classes)) }
     if config.isQuantized { setup.calibrate(x) }
     setup.setLearningRates(epoch: 0)
-    let step = try TrainingStep(setup: setup, objective: config.objective)
+    let step = try TrainingStep(setup: setup, objective: setup.objective)
     func trainStep() { _ = step(x, labels: labels) }
     func time(_ f: () -> Void) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds

@@ -66,14 +66,21 @@ public enum Checkpoint {
     }
 }
 
-/// What resuming needs beside the model: every optimizer's state and the next epoch.
+/// What resuming needs beside the model: every optimizer's state, the objective's own modules and the
+/// next epoch.
 struct TrainState {
     var nextEpoch: Int
     /// Keyed by optimizer name (`optimizer`, or `optimizer_m` and `optimizer_q` for QAT).
     var optimizers: [String: OptimizerState]
+    /// The objective's module state under its own names (`module_list.1.conv.weight`); stored as tensors
+    /// beside the optimizers' (whose keys all start with an optimizer name and a dot).
+    var auxiliary: [String: Tensor] = [:]
+    var auxiliaryIntegerKeys: Set<String> = []
 
     func save(to url: URL) throws {
         var file = SafetensorsFile()
+        for (k, t) in auxiliary { file.tensors[k] = t }
+        file.integerKeys = auxiliaryIntegerKeys
         for (name, state) in optimizers {
             for (k, t) in state.tensors { file.tensors[name + "." + k] = t }
             for (k, v) in state.scalars { file.metadata[name + "." + k] = v }
@@ -98,6 +105,9 @@ struct TrainState {
             for (k, v) in file.metadata where k.hasPrefix(prefix) { state.scalars[String(k.dropFirst(prefix.count))] = v }
             states[name] = state
         }
-        return TrainState(nextEpoch: e, optimizers: states)
+        let prefixes = states.keys.map { $0 + "." }
+        let auxiliary = file.tensors.filter { k, _ in !prefixes.contains { k.hasPrefix($0) } }
+        return TrainState(nextEpoch: e, optimizers: states, auxiliary: auxiliary,
+                          auxiliaryIntegerKeys: file.integerKeys.filter { auxiliary[$0] != nil })
     }
 }

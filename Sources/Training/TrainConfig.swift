@@ -73,15 +73,28 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var distill: DistillationMethod = .none
     /// The frozen FP teacher (safetensors file or run directory).
     public var teacher: String?
-    /// Weight α of the distillation loss.
+    /// Weight α of the soft-target term KL_T in γ·CE + α·KL_T + β·L_kd (`train_quant.py:422`). The recipes
+    /// start it at the method's default (`DistillationMethod.defaultAlpha`: 1 for sqakd and kd, 0 for the
+    /// feature methods, as the authors' Table 7 scripts).
     public var alpha: Double = 1
     /// Distillation temperature T.
     public var temperature: Double = 4
+    /// Weight γ of the cross-entropy term; absent = the method's (0 for sqakd, 1 otherwise; §5.2).
+    public var gamma: Double?
+    /// Weight β of the method's own term L_kd; absent = the method's §5.2 default (`defaultBeta`:
+    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1).
+    public var beta: Double?
 
     public init() {}
 
     public var isQuantized: Bool { quantizer != "fp" }
     public var isDistilled: Bool { distill != .none }
+
+    /// γ, α, β of γ·CE + α·KL_T + β·L_kd as the run uses them (`distill: none` is γ = 1 alone).
+    public var lossWeights: (gamma: Double, alpha: Double, beta: Double) {
+        if distill == .none { return (1, 0, 0) }
+        return (gamma ?? distill.defaultGamma, alpha, distill.readsFeatures ? beta ?? distill.defaultBeta : 0)
+    }
 
     /// What is wrong with the values, one issue per key (empty when valid): ranges, and names that must exist
     /// in the quantizer registry, the model zoo and the dataset registry.
@@ -116,7 +129,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         positive(quantizerLR, "quantizer_lr")
         check(!isDistilled || teacher != nil, "distill", "\(distill.rawValue) needs a 'teacher' (an FP run directory or .safetensors file)")
-        positive(alpha, "alpha")
+        check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
+        if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }
+        if let beta { check(beta >= 0 && beta.isFinite, "beta", "must be ≥ 0, got \(beta)") }
+        check(distill == .none || lossWeights.gamma > 0 || lossWeights.alpha > 0 || lossWeights.beta > 0, "distill",
+              "\(distill.rawValue) has every loss weight at 0 (gamma, alpha, beta)")
+        if distill == .sqakd { positive(alpha, "alpha") }
         positive(temperature, "temperature")
         return out
     }
@@ -142,12 +160,54 @@ public enum ScheduleKind: String, ConfigChoice {
     case constant
 }
 
-/// How a student learns from its teacher.
+/// How a student learns from its teacher: the authors' `--distill` (reference §6) with its weights in
+/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … vid) read intermediate
+/// features of the student and teacher (`Model.featurePaths`, the authors' `feat` list).
 public enum DistillationMethod: String, ConfigChoice {
     /// No teacher: cross-entropy with the labels.
     case none
     /// SQAKD: loss = α·T²·KL(teacher ‖ student) at temperature T, no labels (reference train_quant.py, γ = β = 0).
     case sqakd
+    /// Hinton KD: γ·CE + α·KL_T with labels (`--distill kd`, L_kd = 0, `utils_distill.py:155-156`).
+    case kd
+    /// Attention transfer on feat[1:-1] (`attention`).
+    case at
+    /// Neuron selectivity transfer on feat[1:-1] (`nst`).
+    case nst
+    /// Similarity-preserving KD on feat[-2] (`similarity`).
+    case sp
+    /// Relational KD (distance + angle) on feat[-1] (`rkd`).
+    case rkd
+    /// FitNet hints on feat[2] through a ConvReg (`hint`, hint_layer 2).
+    case fitnet
+    /// Correlation congruence on feat[-1] with two linear embeddings (`correlation`).
+    case cc
+    /// Variational information distillation on feat[1:-1] (`vid`).
+    case vid
+
+    /// γ when `gamma` is absent: the Table 7 scripts' kd_gamma (0 for SQAKD, 1 for every other method, §5.2).
+    public var defaultGamma: Double { self == .sqakd ? 0 : 1 }
+
+    /// α the recipes start from: kd_alpha of the scripts (1 for SQAKD; 0 for the feature methods, §5.2;
+    /// 1 for `kd`, whose only use in the scripts is kd_alpha 1).
+    public var defaultAlpha: Double { readsFeatures ? 0 : 1 }
+
+    /// β when `beta` is absent: kd_beta of `run_cifar10_resnet20_EWGS+KDs.sh` (§5.2).
+    public var defaultBeta: Double {
+        switch self {
+        case .none, .sqakd, .kd: return 0
+        case .at: return 1000
+        case .nst: return 50
+        case .sp: return 3000
+        case .rkd: return 1
+        case .fitnet: return 100
+        case .cc: return 0.02
+        case .vid: return 1
+        }
+    }
+
+    /// Whether the method has a term of its own on intermediate features (β·L_kd).
+    public var readsFeatures: Bool { defaultBeta != 0 }
 }
 
 extension QuantizationStyle: ConfigChoice {}
@@ -200,7 +260,8 @@ public enum Recipe: String, Sendable, CaseIterable {
         }
     }
 
-    /// The recipe's settings; `distill` only matters to the Tiny-ImageNet label smoothing (baselines only).
+    /// The recipe's settings; `distill` sets α (`DistillationMethod.defaultAlpha`) and the Tiny-ImageNet label
+    /// smoothing (baselines only).
     public func defaults(distill: DistillationMethod = .none) -> TrainConfig {
         var c = TrainConfig()
         switch self {
@@ -222,6 +283,7 @@ public enum Recipe: String, Sendable, CaseIterable {
             c.lr = self == .tinyImageNetFP ? 0.05 : 5e-4
             c.weightDecay = 5e-4
         }
+        c.alpha = distill.defaultAlpha
         return c
     }
 }

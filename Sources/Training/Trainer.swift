@@ -41,9 +41,9 @@ public final class Trainer {
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
                                      augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
         let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
-                                      iterationsPerEpoch: loader.batchCount)
+                                      inputHeight: train.height, inputWidth: train.width, iterationsPerEpoch: loader.batchCount)
         let model = setup.student
-        let step = try TrainingStep(setup: setup, objective: config.objective)
+        let step = try TrainingStep(setup: setup, objective: setup.objective)
 
         try run.create()
         let lock = try RunLock(run)
@@ -113,7 +113,10 @@ public final class Trainer {
                 try Checkpoint.saveModel(model, to: run.bestCheckpoint, metadata: meta)
             }
             // State first, then the model: `last.safetensors` names the epoch the state belongs to.
-            try TrainState(nextEpoch: epoch + 1, optimizers: setup.exportOptimizers()).save(to: run.lastState)
+            let aux = setup.exportAuxiliary()
+            try TrainState(nextEpoch: epoch + 1, optimizers: setup.exportOptimizers(),
+                           auxiliary: Dictionary(uniqueKeysWithValues: aux.map { ($0.name, $0.tensor) }),
+                           auxiliaryIntegerKeys: Set(aux.filter(\.isInteger).map(\.name))).save(to: run.lastState)
             try Checkpoint.saveModel(model, to: run.lastCheckpoint, metadata: meta)
             record.wallSeconds += seconds
             record.updatedAt = isoNow()
@@ -151,7 +154,7 @@ public final class Trainer {
             guard file.metadata["epoch"] == "\(state.nextEpoch)" else {
                 throw ConfigError("\(run.url.path): last.safetensors and last.state.safetensors belong to different epochs; delete them to restart the run")
             }
-            try setup.restore(model: file.tensors, optimizers: state.optimizers)
+            try setup.restore(model: file.tensors, optimizers: state.optimizers, auxiliary: state.auxiliary)
             record.epochs = Array(record.epochs.prefix(state.nextEpoch))
             return record
         }

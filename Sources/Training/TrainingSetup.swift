@@ -1,3 +1,4 @@
+import Distillation
 import Foundation
 import Models
 import NN
@@ -15,15 +16,25 @@ import Tensors
 /// - `optimizer: sgd` (reference Tiny-ImageNet main.py §4.3): one SGD (momentum, `nesterov`) over every
 ///   parameter, quantizer parameters included, weight decay on all of them.
 /// Schedules: per-epoch cosine, or (`warmup-cosine`) the per-iteration warm-up + cosine of §4.3.
+/// The objective (`TrainConfig.objective`) is built here; its own trainable modules (FitNet's regressor,
+/// VID's regressors, CC's embeddings) join the model parameters' group, after the student's, as the
+/// authors append them to `model_params` (`utils_distill.py:48-113`): same learning rate, schedule and
+/// weight decay.
 final class TrainingSetup {
     let config: TrainConfig
     let student: any Model
     let teacher: (any Model)?
+    /// γ·CE + α·KL_T + β·L_kd for these networks.
+    let objective: LossMix
+    /// The objective's trainable modules (state names as the authors'), or nil.
+    var auxiliary: Layer? { objective.module }
     /// (optimizer, schedule, state-name prefix)
     let optimizers: [(optimizer: Optimizer, schedule: LRSchedule, name: String)]
     let checkpointMetadata: [String: String]
 
-    init(config: TrainConfig, classes: Int, inputChannels: Int, iterationsPerEpoch: Int) throws {
+    /// `inputHeight`, `inputWidth`: the training images' size (sizes the objective's modules).
+    init(config: TrainConfig, classes: Int, inputChannels: Int, inputHeight: Int = 32, inputWidth: Int = 32,
+         iterationsPerEpoch: Int) throws {
         self.config = config
         let student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
         var meta = [String: String]()
@@ -56,8 +67,10 @@ final class TrainingSetup {
             self.teacher = nil
         }
         checkpointMetadata = meta
+        objective = try config.objective(student: student, teacher: teacher, inputHeight: inputHeight, inputWidth: inputWidth)
 
         let named = student.parameters()
+        let auxiliaryParameters = objective.module?.parameters() ?? []
         func schedule(_ base: Double) -> LRSchedule {
             switch config.schedule {
             case .cosine: return CosineAnnealingLR(baseLR: base, epochs: config.epochs)
@@ -73,11 +86,12 @@ final class TrainingSetup {
             // biases, BN affine) to the model's.
             let owned = Set(quantizerParameters(of: student).map { ObjectIdentifier($0.parameter) })
             let isQuantizer = { (p: (name: String, parameter: Parameter)) in owned.contains(ObjectIdentifier(p.parameter)) }
-            let m = Adam(groups: [ParameterGroup(parameters: named.filter { !isQuantizer($0) }, lr: config.lr, weightDecay: config.weightDecay)])
+            let m = Adam(groups: [ParameterGroup(parameters: named.filter { !isQuantizer($0) } + auxiliaryParameters,
+                                                 lr: config.lr, weightDecay: config.weightDecay)])
             let q = Adam(groups: [ParameterGroup(parameters: named.filter(isQuantizer), lr: config.quantizerLR, weightDecay: 0)])
             optimizers = [(m, schedule(config.lr), "optimizer_m"), (q, schedule(config.quantizerLR), "optimizer_q")]
         } else {
-            let group = ParameterGroup(parameters: named, lr: config.lr, weightDecay: config.weightDecay)
+            let group = ParameterGroup(parameters: named + auxiliaryParameters, lr: config.lr, weightDecay: config.weightDecay)
             let o: Optimizer = config.optimizer == .adam
                 ? Adam(groups: [group])
                 : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
@@ -110,9 +124,22 @@ final class TrainingSetup {
         Dictionary(uniqueKeysWithValues: optimizers.map { ($0.name, $0.optimizer.exportState()) })
     }
 
-    func restore(model state: [String: Tensor], optimizers states: [String: OptimizerState]) throws {
+    /// The objective's module state (parameters and buffers by name; empty without modules).
+    func exportAuxiliary() -> [(name: String, tensor: Tensor, isInteger: Bool)] {
+        auxiliary?.namedTensors().map { ($0.name, $0.tensor.copy(), $0.isInteger) } ?? []
+    }
+
+    func restore(model state: [String: Tensor], optimizers states: [String: OptimizerState],
+                 auxiliary auxiliaryState: [String: Tensor] = [:]) throws {
         // Quantizers read their calibration from the loaded state (EWGS: a non-empty interval).
         try student.load(stateDict: state, strict: true)
+        if let auxiliary {
+            do { try auxiliary.load(stateDict: auxiliaryState, strict: true) } catch {
+                throw ConfigError("the training state does not fit distill \(config.distill.rawValue)'s modules: \(error)")
+            }
+        } else if let name = auxiliaryState.keys.sorted().first {
+            throw ConfigError("the training state holds '\(name)', which no module of distill \(config.distill.rawValue) has")
+        }
         for o in optimizers {
             guard let s = states[o.name] else { throw ConfigError("the training state has no \(o.name)") }
             try o.optimizer.importState(s)

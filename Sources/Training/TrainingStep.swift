@@ -6,12 +6,14 @@ import Tensors
 ///
 ///     zero every optimizer's gradients
 ///     z_s = student(x) (train mode)          z_t = teacher(x) (eval mode, only when an objective reads it)
-///     L, dL/dz_s = objective(z_s, z_t, y)    (the authors' γ·CE + α·KL_T + β·L_kd, `TrainConfig.objective`)
+///     L, dL/dz_s = objective(z_s, z_t, y)    (the authors' γ·CE + α·KL_T + β·L_kd, `TrainingSetup.objective`)
 ///     student.backward(dL/dz_s); every optimizer steps
 ///
-/// Objectives that read intermediate features name module paths (`LossMix.featurePaths`): the step taps the
-/// student and the teacher there (`Tap`), hands the tapped activations to the objective and feeds its
-/// dL/dfeature back into the student's backward at the same places.
+/// Objectives that read intermediate features name module paths (`LossMix.featurePaths`,
+/// `teacherFeaturePaths`): the step taps the student and the teacher there (`Tap`), hands the tapped
+/// activations to the objective and feeds its dL/dfeature back into the student's backward at the same
+/// places. The objective's own parameters (`LossMix.module`) get their gradients inside `evaluate` and are
+/// stepped by the model optimizer (`TrainingSetup`).
 /// A non-finite loss stops the step before backward, so a diverged batch leaves the weights as they were.
 final class TrainingStep {
     let setup: TrainingSetup
@@ -36,10 +38,10 @@ final class TrainingStep {
         }
         self.setup = setup
         self.objective = objective
-        let paths = objective.featurePaths
+        let paths = objective.featurePaths, teacherPaths = objective.teacherFeaturePaths
         do {
             studentTaps = try Array(zip(paths, setup.student.tap(paths)))
-            teacherTaps = try objective.usesTeacher ? Array(zip(paths, setup.teacher!.tap(paths))) : []
+            teacherTaps = try objective.usesTeacher ? Array(zip(teacherPaths, setup.teacher!.tap(teacherPaths))) : []
         } catch {
             throw ConfigError("the objective reads features the model does not have: \(error)")
         }
@@ -67,20 +69,6 @@ final class TrainingStep {
         var f: [String: Tensor] = [:]
         for (path, tap) in taps { f[path] = tap.output }
         return f
-    }
-}
-
-extension TrainConfig {
-    /// The objective a run optimises, as the authors' mix `γ·CE + α·KL_T + β·L_kd` (train_quant.py:415-422):
-    /// `distill: none` is the QAT/FP baseline, γ = 1 (cross-entropy with `label_smoothing`), α = β = 0;
-    /// `distill: sqakd` is γ = 0, α = `alpha`, β = 0: α·T²·KL(teacher ‖ student) at `temperature`, no label.
-    public var objective: LossMix {
-        let ce = CrossEntropyObjective(labelSmoothing: labelSmoothing)
-        let kl = SoftTargetObjective(temperature: temperature)
-        switch distill {
-        case .none: return .authors(gamma: 1, crossEntropy: ce, alpha: 0, softTarget: kl)
-        case .sqakd: return .authors(gamma: 0, crossEntropy: ce, alpha: alpha, softTarget: kl)
-        }
     }
 }
 

@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
         @Option var classes: Int = 10
         @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
         @Option(help: "Weight and activation bit-width.") var bits: Int = 32
-        @Option(help: "none or sqakd (adds the teacher's forward and the KL loss).") var distill: String = "none"
+        @Option(help: "A distillation method (\(DistillationMethod.spellings.joined(separator: ", "))): adds the teacher's forward and the method's loss.") var distill: String = "none"
         @Option(help: "Timed steps (median reported).") var steps: Int = 10
         @Option var warmup: Int = 3
         @Flag(help: "Print JSON.") var json = false
@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
                 print(String(decoding: try e.encode(r), as: UTF8.self))
             } else {
                 print(String(format: "%@ batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
-                             model, batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
+                             model + (quantizer == "fp" ? "" : " \(quantizer) W\(bits)A\(bits)") + (distill == "none" ? "" : " distill \(distill)"), batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
                              r.inferenceImagesPerSecond))
             }
         }

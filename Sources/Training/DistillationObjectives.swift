@@ -1,0 +1,102 @@
+import Distillation
+import Models
+import NN
+import Tensors
+
+extension TrainConfig {
+    /// The objective a run optimises, the authors' mix γ·CE + α·KL_T + β·L_kd (`train_quant.py:415-422`) with
+    /// `lossWeights`: `none` is γ = 1 alone (cross-entropy with `label_smoothing`); `sqakd` is α·T²·KL at
+    /// `temperature`, no label; `kd` adds γ·CE; the feature methods add β times their own term on the
+    /// features the authors pick from `forward(is_feat=True)` (reference §6, `utils_distill.py:153-213`),
+    /// with feat = `Model.featurePaths` of each network:
+    ///
+    ///     at, nst, vid   feat[1:-1]        sp   feat[-2]        rkd, cc   feat[-1]        fitnet   feat[2]
+    ///
+    /// Student and teacher features are paired by position (zip, as the authors). Objectives with
+    /// trainable modules (fitnet, cc, vid) size them from the features' shapes on an input of
+    /// `inputHeight`×`inputWidth` (the authors probe with a 2×3×32×32 batch, `utils_distill.py:26-30`; here
+    /// an eval forward of the teacher, which must be ready to run) and
+    /// draw their initial values from `RNG(seed: seed).derived(auxiliarySeedLabel)`.
+    public func objective(student: any Model, teacher: (any Model)?, inputHeight: Int = 32, inputWidth: Int = 32) throws -> LossMix {
+        let ce = CrossEntropyObjective(labelSmoothing: labelSmoothing)
+        let kl = SoftTargetObjective(temperature: temperature)
+        let w = lossWeights
+        switch distill {
+        case .none: return .authors(gamma: 1, crossEntropy: ce, alpha: 0, softTarget: kl)
+        case .sqakd, .kd: return .authors(gamma: w.gamma, crossEntropy: ce, alpha: w.alpha, softTarget: kl)
+        default: break
+        }
+        guard let teacher else { throw ConfigError("distill \(distill.rawValue) needs a teacher") }
+        let fs = student.featurePaths, ft = teacher.featurePaths
+        guard fs.count >= 4, ft.count >= 4 else {
+            throw ConfigError("distill \(distill.rawValue): \(student.architecture) or \(teacher.architecture) has too few features")
+        }
+        func middle(_ f: [String]) -> [String] { Array(f[1..<(f.count - 1)]) }
+        func pairs(_ s: [String], _ t: [String]) -> [FeaturePair] { zip(s, t).map { FeaturePair(student: $0, teacher: $1) } }
+        var rng = RNG(seed: seed).derived(Self.auxiliarySeedLabel)
+        // Student shapes from the teacher when the architectures agree (no extra forward), else from a
+        // fresh FP copy of the student's architecture.
+        func studentShapes(_ paths: [String]) throws -> [String: [Int]] {
+            student.architecture == teacher.architecture && student.inputChannels == teacher.inputChannels
+                ? try featureShapes(teacher, paths, inputHeight, inputWidth)
+                : try featureShapes(student, paths, inputHeight, inputWidth, probeItself: false)
+        }
+        let other: any Objective
+        switch distill {
+        case .at, .nst:
+            let ps = pairs(middle(fs), middle(ft))
+            try requireSameMaps(ps, studentShapes, teacher, inputHeight, inputWidth)
+            other = distill == .at ? AttentionObjective(pairs: ps) : NSTObjective(pairs: ps)
+        case .sp: other = SimilarityObjective(pairs: [FeaturePair(student: fs[fs.count - 2], teacher: ft[ft.count - 2])])
+        case .rkd: other = RKDObjective(pair: FeaturePair(student: fs.last!, teacher: ft.last!))
+        case .fitnet:
+            let p = FeaturePair(student: fs[2], teacher: ft[2])
+            let ss = try studentShapes([p.student])[p.student]!
+            let ts = try featureShapes(teacher, [p.teacher], inputHeight, inputWidth)[p.teacher]!
+            do { other = try HintObjective(pair: p, studentShape: ss, teacherShape: ts, rng: &rng) } catch {
+                throw ConfigError("distill fitnet: \(error)")
+            }
+        case .cc:
+            let p = FeaturePair(student: fs.last!, teacher: ft.last!)
+            let ss = try studentShapes([p.student])[p.student]!
+            let ts = try featureShapes(teacher, [p.teacher], inputHeight, inputWidth)[p.teacher]!
+            other = CorrelationObjective(pair: p, studentDimension: ss.reduce(1, *), teacherDimension: ts.reduce(1, *), rng: &rng)
+        case .vid:
+            let ps = pairs(middle(fs), middle(ft))
+            let (ss, ts) = try requireSameMaps(ps, studentShapes, teacher, inputHeight, inputWidth)
+            other = VIDObjective(pairs: ps, channels: ps.map { (ss[$0.student]![0], ts[$0.teacher]![0]) }, rng: &rng)
+        case .none, .sqakd, .kd: preconditionFailure("handled above")
+        }
+        return LossMix([(w.gamma, ce), (w.alpha, kl), (w.beta, other)])
+    }
+
+    /// The feature shapes of both sides; throws when a pair differs in spatial size (the authors' pooling of
+    /// the larger map is not supported).
+    @discardableResult
+    func requireSameMaps(_ ps: [FeaturePair], _ studentShapes: ([String]) throws -> [String: [Int]], _ teacher: any Model,
+                         _ height: Int, _ width: Int) throws -> (student: [String: [Int]], teacher: [String: [Int]]) {
+        let ss = try studentShapes(ps.map(\.student))
+        let ts = try featureShapes(teacher, ps.map(\.teacher), height, width)
+        for p in ps where ss[p.student]!.dropFirst() != ts[p.teacher]!.dropFirst() {
+            throw ConfigError("distill \(distill.rawValue): student feature \(p.student) \(ss[p.student]!) and teacher feature " +
+                              "\(p.teacher) \(ts[p.teacher]!) differ in spatial size (pooling to match is not supported)")
+        }
+        return (ss, ts)
+    }
+
+    /// Label of the RNG stream the objectives' own modules draw from (independent of the model's).
+    static let auxiliarySeedLabel: UInt64 = 0x6b64
+}
+
+/// The shapes per image ([C, H, W] or [D]) of `model`'s outputs at `paths` on an input of height × width,
+/// from an eval-mode forward of two zero images (shapes depend only on the architecture). `model` itself
+/// runs when it is ready to (`probeItself`: the loaded teacher, whose taps the training step reuses);
+/// otherwise a fresh FP model of the same architecture (an uncalibrated quantized student).
+func featureShapes(_ model: any Model, _ paths: [String], _ height: Int, _ width: Int, probeItself: Bool = true) throws -> [String: [Int]] {
+    let probe = probeItself ? model : try ModelZoo.make(model.architecture, classes: model.classes, inputChannels: model.inputChannels, seed: 0)
+    let taps = try probe.tap(paths)
+    _ = probe.forward(Tensor(shape: [2, model.inputChannels, height, width]), mode: .eval)
+    var shapes: [String: [Int]] = [:]
+    for (p, t) in zip(paths, taps) { shapes[p] = Array(t.output!.shape.dropFirst()) }
+    return shapes
+}

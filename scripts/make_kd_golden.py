@@ -1,0 +1,312 @@
+"""PyTorch golden file for the Swift distillation objectives (Sources/Distillation): the authors' modules
+from kaiqi123/SQAKD `CIFAR/distiller_zoo/{AT,NST,SP,RKD,FitNet,CC,VID}.py` and `CIFAR/models/util.py`
+(ConvReg, LinearEmbed), copied below verbatim up to formatting, on fixed random tensors.
+
+Regenerate (from the repository root, with Debian's python3-torch 1.13, CPU):
+
+    /usr/bin/python3 scripts/make_kd_golden.py
+
+Writes Tests/DistillationTests/Golden/kd.safetensors (format and writer as scripts/make_golden.py). Keys are
+`<case>.<tensor>`: `fs`, `ft` the student and teacher features (`fs0`, `ft0`, ... for multi-layer cases),
+`loss` (0-d), `dfs` (`dfs0`, ...) = dL/df_s, and for modules their parameters under the authors' names with
+`grad.<name>` for dL/dparam (FitNet: `module_list.1.*`; CC: `module_list.1.*`, `module_list.2.*`; VID:
+`criterion_kd.<i>.*`). `__metadata__` records each case's settings.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_golden import write_safetensors  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "DistillationTests", "Golden", "kd.safetensors")
+
+torch.set_default_dtype(torch.float32)
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+
+
+# ---- the authors' modules ------------------------------------------------------------------------------
+
+class Attention(nn.Module):  # AT.py:7-29
+    def __init__(self, p=2):
+        super().__init__()
+        self.p = p
+
+    def forward(self, g_s, g_t):
+        return [self.at_loss(f_s, f_t) for f_s, f_t in zip(g_s, g_t)]
+
+    def at_loss(self, f_s, f_t):
+        s_H, t_H = f_s.shape[2], f_t.shape[2]
+        if s_H > t_H:
+            f_s = F.adaptive_avg_pool2d(f_s, (t_H, t_H))
+        elif s_H < t_H:
+            f_t = F.adaptive_avg_pool2d(f_t, (s_H, s_H))
+        return (self.at(f_s) - self.at(f_t)).pow(2).mean()
+
+    def at(self, f):
+        return F.normalize(f.pow(self.p).mean(1).view(f.size(0), -1))
+
+
+class NSTLoss(nn.Module):  # NST.py:7-42
+    def forward(self, g_s, g_t):
+        return [self.nst_loss(f_s, f_t) for f_s, f_t in zip(g_s, g_t)]
+
+    def nst_loss(self, f_s, f_t):
+        s_H, t_H = f_s.shape[2], f_t.shape[2]
+        if s_H > t_H:
+            f_s = F.adaptive_avg_pool2d(f_s, (t_H, t_H))
+        elif s_H < t_H:
+            f_t = F.adaptive_avg_pool2d(f_t, (s_H, s_H))
+        f_s = f_s.view(f_s.shape[0], f_s.shape[1], -1)
+        f_s = F.normalize(f_s, dim=2)
+        f_t = f_t.view(f_t.shape[0], f_t.shape[1], -1)
+        f_t = F.normalize(f_t, dim=2)
+        return (self.poly_kernel(f_t, f_t).mean().detach() + self.poly_kernel(f_s, f_s).mean()
+                - 2 * self.poly_kernel(f_s, f_t).mean())
+
+    def poly_kernel(self, a, b):
+        a = a.unsqueeze(1)
+        b = b.unsqueeze(2)
+        return (a * b).sum(-1).pow(2)
+
+
+class Similarity(nn.Module):  # SP.py:8-28
+    def forward(self, g_s, g_t):
+        return [self.similarity_loss(f_s, f_t) for f_s, f_t in zip(g_s, g_t)]
+
+    def similarity_loss(self, f_s, f_t):
+        bsz = f_s.shape[0]
+        f_s = f_s.view(bsz, -1)
+        f_t = f_t.view(bsz, -1)
+        G_s = torch.nn.functional.normalize(torch.mm(f_s, torch.t(f_s)))
+        G_t = torch.nn.functional.normalize(torch.mm(f_t, torch.t(f_t)))
+        G_diff = G_t - G_s
+        return (G_diff * G_diff).view(-1, 1).sum(0) / (bsz * bsz)
+
+
+class RKDLoss(nn.Module):  # RKD.py:8-58
+    def __init__(self, w_d=25, w_a=50):
+        super().__init__()
+        self.w_d = w_d
+        self.w_a = w_a
+
+    def forward(self, f_s, f_t):
+        student = f_s.view(f_s.shape[0], -1)
+        teacher = f_t.view(f_t.shape[0], -1)
+        with torch.no_grad():
+            t_d = self.pdist(teacher, squared=False)
+            mean_td = t_d[t_d > 0].mean()
+            t_d = t_d / mean_td
+        d = self.pdist(student, squared=False)
+        mean_d = d[d > 0].mean()
+        d = d / mean_d
+        loss_d = F.smooth_l1_loss(d, t_d)
+        with torch.no_grad():
+            td = (teacher.unsqueeze(0) - teacher.unsqueeze(1))
+            norm_td = F.normalize(td, p=2, dim=2)
+            t_angle = torch.bmm(norm_td, norm_td.transpose(1, 2)).view(-1)
+        sd = (student.unsqueeze(0) - student.unsqueeze(1))
+        norm_sd = F.normalize(sd, p=2, dim=2)
+        s_angle = torch.bmm(norm_sd, norm_sd.transpose(1, 2)).view(-1)
+        loss_a = F.smooth_l1_loss(s_angle, t_angle)
+        return self.w_d * loss_d + self.w_a * loss_a
+
+    @staticmethod
+    def pdist(e, squared=False, eps=1e-12):
+        e_square = e.pow(2).sum(dim=1)
+        prod = e @ e.t()
+        res = (e_square.unsqueeze(1) + e_square.unsqueeze(0) - 2 * prod).clamp(min=eps)
+        if not squared:
+            res = res.sqrt()
+        res = res.clone()
+        res[range(len(e)), range(len(e))] = 0
+        return res
+
+
+class HintLoss(nn.Module):  # FitNet.py:6-14
+    def __init__(self):
+        super().__init__()
+        self.crit = nn.MSELoss()
+
+    def forward(self, f_s, f_t):
+        return self.crit(f_s, f_t)
+
+
+class ConvReg(nn.Module):  # models/util.py:131-154 (the ConvTranspose2d branch omitted: unsupported)
+    def __init__(self, s_shape, t_shape, use_relu=True):
+        super().__init__()
+        self.use_relu = use_relu
+        s_N, s_C, s_H, s_W = s_shape
+        t_N, t_C, t_H, t_W = t_shape
+        if s_H == 2 * t_H:
+            self.conv = nn.Conv2d(s_C, t_C, kernel_size=3, stride=2, padding=1)
+        elif s_H >= t_H:
+            self.conv = nn.Conv2d(s_C, t_C, kernel_size=(1 + s_H - t_H, 1 + s_W - t_W))
+        else:
+            raise NotImplementedError
+        self.bn = nn.BatchNorm2d(t_C)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.relu(self.bn(x)) if self.use_relu else self.bn(x)
+
+
+class Correlation(nn.Module):  # CC.py:7-17
+    def forward(self, f_s, f_t):
+        delta = torch.abs(f_s - f_t)
+        return torch.mean((delta[:-1] * delta[1:]).sum(1))
+
+
+class LinearEmbed(nn.Module):  # models/util.py:185-194
+    def __init__(self, dim_in=1024, dim_out=128):
+        super().__init__()
+        self.linear = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x):
+        return self.linear(x.view(x.shape[0], -1))
+
+
+class VIDLoss(nn.Module):  # VID.py:9-54
+    def __init__(self, num_input_channels, num_mid_channel, num_target_channels, init_pred_var=5.0, eps=1e-5):
+        super().__init__()
+
+        def conv1x1(in_channels, out_channels, stride=1):
+            return nn.Conv2d(in_channels, out_channels, kernel_size=1, padding=0, bias=False, stride=stride)
+
+        self.regressor = nn.Sequential(
+            conv1x1(num_input_channels, num_mid_channel), nn.ReLU(),
+            conv1x1(num_mid_channel, num_mid_channel), nn.ReLU(),
+            conv1x1(num_mid_channel, num_target_channels))
+        self.log_scale = torch.nn.Parameter(np.log(np.exp(init_pred_var - eps) - 1.0) * torch.ones(num_target_channels))
+        self.eps = eps
+
+    def forward(self, input, target):
+        s_H, t_H = input.shape[2], target.shape[2]
+        if s_H > t_H:
+            input = F.adaptive_avg_pool2d(input, (t_H, t_H))
+        elif s_H < t_H:
+            target = F.adaptive_avg_pool2d(target, (s_H, s_H))
+        pred_mean = self.regressor(input)
+        pred_var = torch.log(1.0 + torch.exp(self.log_scale)) + self.eps
+        pred_var = pred_var.view(1, -1, 1, 1)
+        neg_log_prob = 0.5 * ((pred_mean - target) ** 2 / pred_var + torch.log(pred_var))
+        return torch.mean(neg_log_prob)
+
+
+# ---- cases ------------------------------------------------------------------------------------------------
+
+def feature(*shape, relu=True, dead_channel=None):
+    """Post-ReLU-like features (non-negative), optionally with one all-zero channel (as a dead ReLU)."""
+    f = torch.randn(*shape)
+    if relu:
+        f = f.clamp(min=0)
+    if dead_channel is not None:
+        f[:, dead_channel] = 0
+    return f
+
+
+def multi_layer(out, meta, name, module, s_shapes, t_shapes, dead=None):
+    fs = [feature(*s, dead_channel=(dead if i == 0 else None)).requires_grad_() for i, s in enumerate(s_shapes)]
+    ft = [feature(*t) for t in t_shapes]
+    loss = sum(module(fs, ft))
+    loss = loss.reshape(())
+    grads = torch.autograd.grad(loss, fs)
+    out[f"{name}.loss"] = loss
+    for i in range(len(fs)):
+        out[f"{name}.fs{i}"], out[f"{name}.ft{i}"], out[f"{name}.dfs{i}"] = fs[i], ft[i], grads[i]
+    meta[name] = json.dumps({"student": s_shapes, "teacher": t_shapes, "dead_student_channel": dead})
+
+
+def with_params(out, meta, name, loss, fs, params, extra):
+    grads = torch.autograd.grad(loss, [fs] + [p for _, p in params])
+    out[f"{name}.loss"] = loss.reshape(())
+    out[f"{name}.dfs"] = grads[0]
+    for (pname, p), g in zip(params, grads[1:]):
+        out[f"{name}.{pname}"] = p.detach().clone()
+        out[f"{name}.grad.{pname}"] = g
+    meta[name] = json.dumps(extra)
+
+
+def main():
+    torch.manual_seed(0)
+    out, meta = {}, {}
+    multi_layer(out, meta, "at", Attention(), [[4, 3, 6, 6], [4, 5, 3, 3], [4, 6, 2, 2]],
+                [[4, 4, 6, 6], [4, 5, 3, 3], [4, 2, 2, 2]], dead=1)
+    multi_layer(out, meta, "nst", NSTLoss(), [[3, 4, 5, 5], [3, 6, 2, 2]], [[3, 6, 5, 5], [3, 3, 2, 2]], dead=2)
+    multi_layer(out, meta, "sp", Similarity(), [[6, 4, 3, 3]], [[6, 5, 3, 3]])
+
+    # RKD on pooled features (non-negative, [B, D]); the second case has two identical student rows.
+    for name, (b, ds, dt, dup) in {"rkd": (6, 5, 7, False), "rkd_dup": (5, 4, 4, True)}.items():
+        fs = feature(b, ds)
+        if dup:
+            fs[3] = fs[1]
+        fs.requires_grad_()
+        ft = feature(b, dt)
+        loss = RKDLoss()(fs, ft)
+        (g,) = torch.autograd.grad(loss, [fs])
+        out.update({f"{name}.fs": fs, f"{name}.ft": ft, f"{name}.loss": loss.reshape(()), f"{name}.dfs": g})
+        meta[name] = json.dumps({"student": [b, ds], "teacher": [b, dt], "w_d": 25, "w_a": 50, "duplicate_rows": dup})
+
+    # FitNet: ConvReg (train mode: batch statistics) then MSE. 1x1 for equal maps, 3x3/s2 for a 2x larger one.
+    for name, (s_shape, t_shape) in {"fitnet": ([4, 3, 6, 6], [4, 5, 6, 6]),
+                                     "fitnet_s2": ([4, 3, 8, 8], [4, 5, 4, 4])}.items():
+        reg = ConvReg(s_shape, t_shape)
+        with torch.no_grad():
+            reg.bn.weight.copy_(1 + 0.2 * torch.randn(t_shape[1]))
+            reg.bn.bias.copy_(0.2 * torch.randn(t_shape[1]))
+        reg.train()
+        fs = feature(*s_shape).requires_grad_()
+        ft = feature(*t_shape)
+        params = [(f"module_list.1.{n}", p) for n, p in reg.named_parameters()]
+        loss = HintLoss()(reg(fs), ft)
+        out.update({f"{name}.fs": fs, f"{name}.ft": ft})
+        with_params(out, meta, name, loss, fs, params, {"student": s_shape, "teacher": t_shape})
+        out[f"{name}.module_list.1.bn.running_mean_after"] = reg.bn.running_mean.clone()
+        out[f"{name}.module_list.1.bn.running_var_after"] = reg.bn.running_var.clone()
+
+    # CC: both embeddings train; feat_dim 8 here (128 in the runs).
+    b, ds, dt, e = 6, 5, 7, 8
+    embed_s, embed_t = LinearEmbed(ds, e), LinearEmbed(dt, e)
+    fs = feature(b, ds).requires_grad_()
+    ft = feature(b, dt)
+    loss = Correlation()(embed_s(fs), embed_t(ft))
+    params = ([(f"module_list.1.{n}", p) for n, p in embed_s.named_parameters()]
+              + [(f"module_list.2.{n}", p) for n, p in embed_t.named_parameters()])
+    out.update({"cc.fs": fs, "cc.ft": ft})
+    with_params(out, meta, "cc", loss, fs, params, {"student": [b, ds], "teacher": [b, dt], "feat_dim": e})
+
+    # VID: two layers, VIDLoss(C_s, C_t, C_t) each; log_scale moved off its constant start so that its
+    # gradient differs per channel.
+    s_shapes, t_shapes = [[3, 4, 4, 4], [3, 2, 2, 2]], [[3, 6, 4, 4], [3, 3, 2, 2]]
+    vids = nn.ModuleList([VIDLoss(s[1], t[1], t[1]) for s, t in zip(s_shapes, t_shapes)])
+    out["vid.initial_log_scale"] = vids[0].log_scale.detach().clone()
+    with torch.no_grad():
+        for v in vids:
+            v.log_scale.add_(0.5 * torch.randn(v.log_scale.shape))
+    fs = [feature(*s).requires_grad_() for s in s_shapes]
+    ft = [feature(*t) for t in t_shapes]
+    loss = sum(c(f_s, f_t) for f_s, f_t, c in zip(fs, ft, vids))
+    params = [(f"criterion_kd.{n}", p) for n, p in vids.named_parameters()]
+    grads = torch.autograd.grad(loss, fs + [p for _, p in params])
+    out["vid.loss"] = loss.reshape(())
+    for i in range(len(fs)):
+        out[f"vid.fs{i}"], out[f"vid.ft{i}"], out[f"vid.dfs{i}"] = fs[i], ft[i], grads[i]
+    for (pname, p), g in zip(params, grads[len(fs):]):
+        out[f"vid.{pname}"] = p.detach().clone()
+        out[f"vid.grad.{pname}"] = g
+    meta["vid"] = json.dumps({"student": s_shapes, "teacher": t_shapes, "init_pred_var": 5.0, "eps": 1e-5})
+
+    write_safetensors(OUT, out, meta)
+
+
+if __name__ == "__main__":
+    main()
