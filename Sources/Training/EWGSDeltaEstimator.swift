@@ -222,6 +222,10 @@ public final class EWGSDeltaEstimator {
                 _ = model.backward(loss(logits, labels: batch.labels).dLogits)
             }
             pass()
+            for (k, t) in targets.enumerated() where probes[k].gradient == nil {
+                // EWGS never quantizes the first layer (the only one whose input gradient is skipped).
+                preconditionFailure("EWGSDeltaEstimator: no ∂L/∂Q reached \(t.path) (\(t.role)); its input gradient is not propagated")
+            }
             let buffers = model.buffers().map { ($0.buffer, $0.buffer.value.copy()) }
             let stds = probes.map { p in p.gradient!.withUnsafeMutablePointer { tensorStatistics($0, count: p.gradient!.count).std } }
             let estimates = hutchinson.traces(probes: probes, rng: rng.derived(UInt64(b)), pass: pass)

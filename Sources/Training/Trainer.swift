@@ -20,6 +20,8 @@ public final class Trainer {
     public let progress = ProgressLine()
     /// Stop after this many epochs in this session (tests use it to simulate an interruption).
     public var stopAfterEpochs: Int?
+    /// Hutchinson samples per tensor and batch of the EWGS δ update (the authors' 50; tests lower it).
+    var ewgsDeltaMaxIterations = 50
 
     public init(config: TrainConfig, runDirectory: URL, dataRoot: String? = nil) {
         self.config = config
@@ -136,6 +138,7 @@ public final class Trainer {
     func updateEWGSDelta(model: any Model, loader: BatchLoader, epoch: Int) {
         let estimator = EWGSDeltaEstimator(model: model, mode: config.ewgsDeltaProbe)
         guard estimator.isApplicable else { return }
+        estimator.hutchinson.maxIterations = ewgsDeltaMaxIterations
         let started = Date()
         let order = loader.order(epoch: epoch)
         let batches = (0..<min(3, loader.batchCount)).map { i -> (images: Tensor, labels: [Int32]) in

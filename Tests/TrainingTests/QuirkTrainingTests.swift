@@ -65,6 +65,7 @@ struct QuirkTrainingTests {
         #expect(try TrainingSetup(config: r, classes: 10, inputChannels: 3, iterationsPerEpoch: 10).optimizers[0].optimizer.groups.count == 1)
     }
 
+    /// Hutchinson capped at 3 samples per tensor to keep the test short (the authors' 50 is the default).
     @Test("ewgs_delta_update_every = 1: δ set before epoch 2 and logged per layer")
     func ewgsDeltaInTraining() throws {
         let dir = temporaryDirectory("ewgs-delta")
@@ -74,19 +75,24 @@ struct QuirkTrainingTests {
         c.quantizer = "ewgs"
         c.bits = 2
         c.epochs = 2
-        c.batchSize = 32
-        c.trainLimit = 64
-        c.testLimit = 32
+        c.batchSize = 8
+        c.trainLimit = 16
+        c.testLimit = 16
         c.seed = 3
         c.ewgsDeltaUpdateEvery = 1
         c.ewgsDeltaProbe = .joint
-        let record = try quietTrainer(c, dir).train()
+        let trainer = quietTrainer(c, dir)
+        trainer.ewgsDeltaMaxIterations = 3
+        let record = try trainer.train()
         #expect(record.status == "finished")
         let log = try String(contentsOf: dir.appendingPathComponent("log.txt"), encoding: .utf8)
         #expect(log.contains("ewgs delta update before epoch 2 (2 batches, joint,"))
         #expect(!log.contains("before epoch 1 "))
         let lines = log.split(separator: "\n").filter { $0.contains("delta_w") }
         #expect(lines.count == 18)
+        // 2 batches × at most 3 samples per tensor.
+        let samples = lines.compactMap { l in l.components(separatedBy: "samples_w ").last?.split(separator: " ").first.flatMap { Int($0) } }
+        #expect(samples.count == 18 && samples.allSatisfy { (4...6).contains($0) }, "\(samples)")
         let model = try Checkpoint.loadModel(from: dir.appendingPathComponent("last.safetensors"))
         let deltas = quantizedLayers(in: model).map { ($0.layer.weightQuantizer as! EWGSQuantizer).delta }
         #expect(deltas.count == 18 && deltas.allSatisfy { $0 >= 0 } && deltas.contains { $0 > 0 })
