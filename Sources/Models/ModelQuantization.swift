@@ -46,6 +46,13 @@ public struct QuantizationPolicy: Sendable {
     public static let tinyImageNet = QuantizationPolicy { path, _, context in
         path == context.weightLayerPaths.first || path == context.weightLayerPaths.last ? .edge : .quantized
     }
+
+    /// `tinyImageNet` with the first and last layer truly in full precision (`fp_edge_layers`): no weight
+    /// or input quantizer there at all, instead of the "32-bit" form of the same quantizer (which still
+    /// clamps and rounds, and under DoReFa applies tanh to the input image, reference §8.10).
+    public static let tinyImageNetFullPrecisionEdges = QuantizationPolicy { path, _, context in
+        path == context.weightLayerPaths.first || path == context.weightLayerPaths.last ? .full : .quantized
+    }
 }
 
 /// The two policies of the paper's recipes, by the name configs use.
@@ -60,6 +67,12 @@ public enum QuantizationStyle: String, Codable, Sendable, CaseIterable {
         case .cifar: return .cifar
         case .tinyImageNet: return .tinyImageNet
         }
+    }
+
+    /// The policy, with `tiny-imagenet`'s first and last layer in full precision when `fullPrecisionEdges`
+    /// (`cifar` keeps its stem and classifier in full precision anyway).
+    public func policy(fullPrecisionEdges: Bool) -> QuantizationPolicy {
+        fullPrecisionEdges && self == .tinyImageNet ? .tinyImageNetFullPrecisionEdges : policy
     }
 }
 
@@ -107,11 +120,13 @@ public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int
     return order
 }
 
-/// `quantize(model:scheme:bits:settings:policy:)` with `style`'s policy.
+/// `quantize(model:scheme:bits:settings:policy:)` with `style`'s policy (`fullPrecisionEdges`: see
+/// `QuantizationStyle.policy(fullPrecisionEdges:)`).
 @discardableResult
 public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int, settings: [String: Double] = [:],
-                     style: QuantizationStyle = .cifar) throws -> [String] {
-    try quantize(model: model, scheme: scheme, bits: bits, settings: settings, policy: style.policy)
+                     style: QuantizationStyle = .cifar, fullPrecisionEdges: Bool = false) throws -> [String] {
+    try quantize(model: model, scheme: scheme, bits: bits, settings: settings,
+                 policy: style.policy(fullPrecisionEdges: fullPrecisionEdges))
 }
 
 /// The quantized layers of `model`, by path, in tree order.
@@ -123,6 +138,15 @@ public func quantizedLayers(in model: any Model) -> [(name: String, layer: Quant
 /// output_scale`), with full state-dict names. Everything else in `model.parameters()` is the model group.
 public func quantizerParameters(of model: any Model) -> [(name: String, parameter: Parameter)] {
     quantizedLayers(in: model).flatMap { prefixed($0.name, $0.layer.quantizerParameters()) }
+}
+
+/// The quantizers' parameters that the model optimizer trains with their own decay (`Quantizer.modelParameters`),
+/// with full state-dict names, in tree order.
+public func decayedQuantizerParameters(of model: any Model) -> [(name: String, parameter: Parameter, weightDecay: Double)] {
+    let names = Dictionary(model.parameters().map { (ObjectIdentifier($0.parameter), $0.name) }, uniquingKeysWith: { a, _ in a })
+    return quantizedLayers(in: model).flatMap { $0.layer.decayedParameters() }.map { p in
+        (names[ObjectIdentifier(p.parameter)] ?? "", p.parameter, p.weightDecay)
+    }
 }
 
 /// Reference `init_quant_model` (§2.2.3): one training-mode forward of `firstBatch` (the first shuffled,

@@ -42,6 +42,12 @@ import Tensors
 ///   (effectively b−1 bits, §8.11).
 /// The textbook variants are not implemented. Bits: 2…32 (at 1 bit qmax = 0 and every Y rounds to 0).
 ///
+/// Opt-in variant `unsignedActivations` (`quantizer_settings.unsigned_activations=1`): an activation
+/// quantizer whose calibration input has min ≥ 0 (then Y ∈ [0, 1)) uses the unsigned grid [0, 2^b − 1]
+/// with s = max(max Y/(2^b − 1), eps) (MinMax, affine, min_val = 0), i.e. 2^b levels on [0, max Y] as the
+/// DoReFa paper's k-bit activations; inputs with negative values keep the signed grid. The choice is the
+/// buffer `signed` (int [1], only with the variant). The tanh normalisation stays (it is MQBench's).
+///
 /// tanh is glibc's `tanhf`; PyTorch's vectorised tanh may differ by an ulp, which can move an element that
 /// sits on a rounding tie by one level (golden tests allow for it).
 public final class DoReFaQuantizer: Quantizer {
@@ -54,8 +60,11 @@ public final class DoReFaQuantizer: Quantizer {
     public let zeroPoint: Buffer
     /// MQBench's `observer_enabled` (int [1]): 1 until calibrated.
     public let observerEnabled: Buffer
+    /// `unsigned_activations` only: 1 signed grid, 0 unsigned (int [1]); nil in the released form.
+    public let signed: Buffer?
 
-    /// Saved by a training forward: t = tanh(x), M, d, s.
+    /// Saved by a training forward: t = tanh(x), M, d, s and the grid.
+    private var savedRange = GridRange(quantMin: 0, quantMax: 0)
     private var savedTanh: Tensor?
     private var savedMax: Float = 0
     private var savedDivisor: Float = 1
@@ -64,7 +73,7 @@ public final class DoReFaQuantizer: Quantizer {
     /// The constant added to max|tanh x| (`dorefa.py`: `X.abs().max() + 1e-5`, a float32 add).
     public static let epsilon = Float(1e-5)
 
-    public init(role: QuantizerRole, bits: Int) {
+    public init(role: QuantizerRole, bits: Int, unsignedActivations: Bool = false) {
         precondition((2...32).contains(bits), "DoReFaQuantizer supports 2…32 bits, got \(bits)")
         self.role = role
         self.bits = bits
@@ -72,7 +81,11 @@ public final class DoReFaQuantizer: Quantizer {
         scale = scalarBuffer(1)
         zeroPoint = scalarBuffer(0, isInteger: true)
         observerEnabled = observerFlag()
+        signed = unsignedActivations && role == .activation ? signedFlag() : nil
     }
+
+    /// The grid in use: the signed `grid`, or [0, 2^b − 1] when the variant chose it.
+    public var range: GridRange { signed.map { $0.value[0] == 0 } == true ? .unsigned(bits: bits) : grid.range }
 
     public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
@@ -93,7 +106,10 @@ public final class DoReFaQuantizer: Quantizer {
     /// Sets s from the normalised tensor Y (MinMax observer, symmetric).
     private func observe(_ y: Tensor) {
         let (lo, hi) = y.count == 0 ? (0, 0) : tensorMinMax(y)
-        scale.value[0] = minMaxSymmetricScale(min: lo, max: hi, grid: grid)
+        if let signed { signed.value[0] = lo >= 0 ? 0 : 1 }
+        scale.value[0] = range.quantMin == 0
+            ? minMaxUnsignedScale(max: hi, range: range)
+            : minMaxSymmetricScale(min: lo, max: hi, grid: grid)
         zeroPoint.value[0] = 0
         observerEnabled.value[0] = 0
     }
@@ -111,12 +127,13 @@ public final class DoReFaQuantizer: Quantizer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let n = normalise(x)
         if !isCalibrated { observe(n.y) }
-        let s = scaleValue
+        let s = scaleValue, r = range
         let out = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
-        withUnsafeMutablePointers(out, n.y) { [count = x.count, grid] out, y in
-            fakeQuantizeForward(y: out, x: y, count: count, scale: s, quantMin: grid.quantMin, quantMax: grid.quantMax)
+        withUnsafeMutablePointers(out, n.y) { [count = x.count] out, y in
+            fakeQuantizeForward(y: out, x: y, count: count, scale: s, quantMin: r.quantMin, quantMax: r.quantMax)
         }
         if mode == .train {
+            savedRange = r
             savedTanh = n.t
             savedMax = n.max
             savedDivisor = n.divisor
@@ -135,19 +152,22 @@ public final class DoReFaQuantizer: Quantizer {
         let dx = Tensor(shape: t.shape, layout: t.layout, zeroed: false)
         withUnsafeMutablePointers(dx, g, t) { [count = t.count] dx, g, t in
             doReFaBackward(dx: dx, dy: g, t: t, count: count, maxAbs: savedMax, divisor: savedDivisor,
-                           scale: savedScale, quantMin: grid.quantMin, quantMax: grid.quantMax)
+                           scale: savedScale, quantMin: savedRange.quantMin, quantMax: savedRange.quantMax)
         }
         return dx
     }
 
     public func buffers() -> [(name: String, buffer: Buffer)] {
         [("scale", scale), ("zero_point", zeroPoint), ("observer_enabled", observerEnabled)]
+            + (signed.map { [("signed", $0)] } ?? [])
     }
 }
 
 /// `dorefa`: MQBench's "DoReFa" config of the Tiny-ImageNet experiments (`get_config.py:63-85`, the one
 /// Python keeps, reference §2.3.2, §8.7): `DoReFaQuantizer` (MinMax observer) on weights and activations,
 /// signed symmetric per-tensor grids; the first and last layers use the same class at 32 bits.
+/// `unsigned_activations` = 1 gives never-negative activation inputs the unsigned grid (see
+/// `DoReFaQuantizer`; default 0, as released).
 public struct DoReFaScheme: QuantizationScheme {
     public init() {}
     public var name: String { "dorefa" }
@@ -155,17 +175,19 @@ public struct DoReFaScheme: QuantizationScheme {
         "MQBench DoReFa config (Tiny-ImageNet): tanh(x)/max|tanh x| then signed per-tensor MinMax fake-quant, weights and activations (reference §2.3.4)"
     }
     public var supportedBits: ClosedRange<Int> { 2...32 }
-    public var settings: [String: Double] { [:] }
+    public var settings: [String: Double] { ["unsigned_activations": 0] }
     public var usesOutputScale: Bool { false }
     public var quantizesFirstAndLastLayers: Bool { true }
 
     public func makeWeightQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer? {
         try checkBits(bits, scheme: name, supported: supportedBits)
+        _ = try flagSetting(settings, "unsigned_activations", scheme: name)
         return DoReFaQuantizer(role: .weight, bits: bits)
     }
 
     public func makeActivationQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer? {
         try checkBits(bits, scheme: name, supported: supportedBits)
-        return DoReFaQuantizer(role: .activation, bits: bits)
+        return DoReFaQuantizer(role: .activation, bits: bits,
+                               unsignedActivations: try flagSetting(settings, "unsigned_activations", scheme: name))
     }
 }

@@ -20,7 +20,8 @@ import Tensors
 ///   dx   = g_in·[0 ≤ n ≤ 1]/(u − l)                    (clamp passes the gradient at both end points)
 ///   ∂L/∂u = −Σ dx·n,   ∂L/∂l = Σ dx·(n − 1)            (∂n/∂u = −n/(u−l), ∂n/∂l = (n−1)/(u−l))
 /// The released code never updates δ (its Hessian update call was removed, §2.2.5), so every reference
-/// result trained with δ = 0; that is the default here too. `delta` sets it per layer.
+/// result trained with δ = 0; that is the default here too. `delta` sets it per layer; the EWGS paper's
+/// Hessian-trace δ is `EWGSDeltaEstimator` (Training), which reaches Q through `probe`.
 ///
 /// Calibration (reference `initialize`, §2.2.3), from the tensor the quantizer first sees:
 ///   weights:     u = 3·std(W), l = −3·std(W)                  (unbiased std over all elements)
@@ -40,6 +41,13 @@ public final class EWGSQuantizer: Quantizer {
     public let lowerT: Parameter?
     /// `bkwd_scaling_factorW` / `bkwd_scaling_factorA` (0-d): δ.
     public let scalingFactor: Buffer
+
+    /// The Hessian probe of the δ estimator (`EWGSDeltaEstimator`; upstream `hook_Qvalues`, EWGS
+    /// `CIFAR10/custom_modules.py:81-83, 98-100`), nil in training. Q is the discretizer's [0, 1] output
+    /// (weights: before the shift 2(Q − 0.5)). When set, a forward returns the output for Q + `perturbation`
+    /// (weights y + 2·perturbation, activations y + perturbation; same shape and layout as the input) and a
+    /// backward stores ∂L/∂Q = gain·dy (gain 2 for weights, 1 for activations) in `gradient`.
+    public var probe: QuantizerProbe?
 
     /// The input and interval of the last training forward.
     private var savedInput: Tensor?
@@ -102,6 +110,14 @@ public final class EWGSQuantizer: Quantizer {
         withUnsafeMutablePointers(y, x) { [count = x.count, signed = role == .weight] y, x in
             intervalQuantizeForward(y: y, x: x, count: count, lower: l, upper: u, levels: levels, signed: signed)
         }
+        if let p = probe?.perturbation {
+            precondition(p.shape == x.shape && p.layout == x.layout,
+                         "EWGSQuantizer probe: perturbation \(p.shape) \(p.layout), input \(x.shape) \(x.layout)")
+            let gain: Float = role == .weight ? 2 : 1
+            withUnsafeMutablePointers(y, p) { [n = x.count] y, p in
+                for i in 0..<n { y[i] += gain * p[i] }
+            }
+        }
         if mode == .train {
             savedInput = x
             savedInterval = (l, u)
@@ -126,6 +142,14 @@ public final class EWGSQuantizer: Quantizer {
         }
         upper.grad[0] += Float(-sums.dxTimesN)
         lower.grad[0] += Float(sums.dxTimesN - sums.dx)
+        if let probe {
+            let dq = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
+            let gain: Float = role == .weight ? 2 : 1
+            withUnsafeMutablePointers(dq, g) { [n = x.count] dq, g in
+                for i in 0..<n { dq[i] = gain * g[i] }
+            }
+            probe.gradient = dq
+        }
         savedInput = nil
         savedInterval = nil
         return dx
@@ -144,6 +168,16 @@ public final class EWGSQuantizer: Quantizer {
     public func buffers() -> [(name: String, buffer: Buffer)] {
         [(role == .weight ? "bkwd_scaling_factorW" : "bkwd_scaling_factorA", scalingFactor)]
     }
+}
+
+/// The δ estimator's handle on one quantizer's discretized value Q (see `EWGSQuantizer.probe`).
+public final class QuantizerProbe {
+    /// ε·v added to Q by the next forwards (same shape and layout as the quantizer's input), or nil.
+    public var perturbation: Tensor?
+    /// ∂L/∂Q of the last backward (the input's shape and layout).
+    public var gradient: Tensor?
+
+    public init() {}
 }
 
 /// `ewgs`: the CIFAR scheme — `EWGSQuantizer` on the weight and on the input of every quantized conv, and

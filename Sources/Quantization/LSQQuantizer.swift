@@ -36,6 +36,11 @@ import Tensors
 ///   N is "the number of features", which the code takes as every element of the batch).
 /// Bits: 2…32. 1 bit is unusable (qmax = 0: the calibration and the grad factor divide by zero).
 /// At 32 bits (first/last layers) s ≈ mean|X|·4.3e-5 and the quantizer is ≈ the identity.
+///
+/// Opt-in variant `unsignedActivations` (`quantizer_settings.unsigned_activations=1`; the LSQ paper's
+/// grid): an activation quantizer whose calibration input has min ≥ 0 uses [0, 2^b − 1], so Q_P = 2^b − 1
+/// in the initialisation s = 2·mean|X|/√Q_P and in the grad factor 1/√(numel·Q_P); inputs with negative
+/// values keep the signed grid. The choice is the buffer `signed` (int [1], only with the variant).
 public final class LSQQuantizer: Quantizer {
     public let role: QuantizerRole
     public let bits: Int
@@ -46,12 +51,15 @@ public final class LSQQuantizer: Quantizer {
     public let zeroPoint: Parameter
     /// MQBench's `observer_enabled` (int [1]): 1 until calibrated.
     public let observerEnabled: Buffer
+    /// `unsigned_activations` only: 1 signed grid, 0 unsigned (int [1]); nil in the released form.
+    public let signed: Buffer?
 
     private var savedInput: Tensor?
     private var savedScale: Float = 1
     private var savedGradFactor: Float = 1
+    private var savedRange = GridRange(quantMin: 0, quantMax: 0)
 
-    public init(role: QuantizerRole, bits: Int) {
+    public init(role: QuantizerRole, bits: Int, unsignedActivations: Bool = false) {
         precondition((2...32).contains(bits), "LSQQuantizer supports 2…32 bits, got \(bits)")
         self.role = role
         self.bits = bits
@@ -59,7 +67,11 @@ public final class LSQQuantizer: Quantizer {
         scale = Parameter(Tensor(shape: [1], values: [1]))
         zeroPoint = Parameter(Tensor(shape: [1], values: [0]))
         observerEnabled = observerFlag()
+        signed = unsignedActivations && role == .activation ? signedFlag() : nil
     }
+
+    /// The grid in use: the signed `grid`, or [0, 2^b − 1] when the variant chose it.
+    public var range: GridRange { signed.map { $0.value[0] == 0 } == true ? .unsigned(bits: bits) : grid.range }
 
     public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
@@ -71,7 +83,7 @@ public final class LSQQuantizer: Quantizer {
 
     /// grad_factor = 1/√(numel·qmax) (Python double, passed to the float32 kernel).
     public func gradFactor(count: Int) -> Float {
-        Float(1 / (Double(count) * Double(grid.quantMax)).squareRoot())
+        Float(1 / (Double(count) * Double(range.quantMax)).squareRoot())
     }
 
     public func calibrate(_ x: Tensor) { _ = calibrationForward(x) }
@@ -79,7 +91,8 @@ public final class LSQQuantizer: Quantizer {
     /// MQBench's calibration pass (observer on, fake-quant off): s = 2·mean|x|/√qmax, z = 0; returns x.
     public func calibrationForward(_ x: Tensor) -> Tensor {
         let mean = x.count == 0 ? 0 : Float(x.withUnsafeMutablePointer { absSumReduce(x: $0, count: x.count) } / Double(x.count))
-        scale.value[0] = (2 * mean) / Float(Double(grid.quantMax).squareRoot())
+        if let signed { signed.value[0] = x.count > 0 && tensorMinMax(x).min >= 0 ? 0 : 1 }
+        scale.value[0] = (2 * mean) / Float(Double(range.quantMax).squareRoot())
         zeroPoint.value[0] = 0
         observerEnabled.value[0] = 0
         return x
@@ -90,10 +103,12 @@ public final class LSQQuantizer: Quantizer {
         let s = Swift.max(abs(scale.value[0]), float32Epsilon)
         scale.value[0] = s
         zeroPoint.value[0] = 0
-        let y = fakeQuantized(x, scale: s, grid: grid)
+        let r = range
+        let y = fakeQuantized(x, scale: s, range: r)
         if mode == .train {
             savedInput = x
             savedScale = s
+            savedRange = r
             savedGradFactor = gradFactor(count: x.count)
         } else {
             savedInput = nil
@@ -109,7 +124,7 @@ public final class LSQQuantizer: Quantizer {
         let dx = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
         let sums = withUnsafeMutablePointers(dx, g, x) { [count = x.count] dx, g, x in
             learnableFakeQuantizeBackward(dx: dx, dy: g, x: x, count: count, scale: savedScale,
-                                          quantMin: grid.quantMin, quantMax: grid.quantMax, gradFactor: savedGradFactor)
+                                          quantMin: savedRange.quantMin, quantMax: savedRange.quantMax, gradFactor: savedGradFactor)
         }
         scale.grad[0] += Float(sums.dScale)
         zeroPoint.grad[0] += Float(sums.dZeroPoint)
@@ -121,13 +136,14 @@ public final class LSQQuantizer: Quantizer {
     }
 
     public func buffers() -> [(name: String, buffer: Buffer)] {
-        [("observer_enabled", observerEnabled)]
+        [("observer_enabled", observerEnabled)] + (signed.map { [("signed", $0)] } ?? [])
     }
 }
 
 /// `lsq`: MQBench's "LSQ" config of the Tiny-ImageNet experiments (`get_config.py:33-56`, reference §2.3.2):
 /// `LSQQuantizer` (LearnableFakeQuantize + LSQObserver) on weights and activations, signed symmetric
-/// per-tensor grids; the first and last layers use the same class at 32 bits.
+/// per-tensor grids; the first and last layers use the same class at 32 bits. `unsigned_activations` = 1
+/// gives never-negative activation inputs the unsigned grid (see `LSQQuantizer`; default 0, as released).
 public struct LSQScheme: QuantizationScheme {
     public init() {}
     public var name: String { "lsq" }
@@ -135,17 +151,19 @@ public struct LSQScheme: QuantizationScheme {
         "MQBench LSQ config (Tiny-ImageNet): learned step size s (init 2*mean|x|/sqrt(qmax)), signed per-tensor grid, weights and activations (reference §2.3.6)"
     }
     public var supportedBits: ClosedRange<Int> { 2...32 }
-    public var settings: [String: Double] { [:] }
+    public var settings: [String: Double] { ["unsigned_activations": 0] }
     public var usesOutputScale: Bool { false }
     public var quantizesFirstAndLastLayers: Bool { true }
 
     public func makeWeightQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer? {
         try checkBits(bits, scheme: name, supported: supportedBits)
+        _ = try flagSetting(settings, "unsigned_activations", scheme: name)
         return LSQQuantizer(role: .weight, bits: bits)
     }
 
     public func makeActivationQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer? {
         try checkBits(bits, scheme: name, supported: supportedBits)
-        return LSQQuantizer(role: .activation, bits: bits)
+        return LSQQuantizer(role: .activation, bits: bits,
+                            unsignedActivations: try flagSetting(settings, "unsigned_activations", scheme: name))
     }
 }

@@ -42,6 +42,13 @@ import Tensors
 /// reference text §2.3.5 / §8.10 says; its own formula s = max(s, eps) gives this) and rounded to multiples
 /// of 1.19e-7 (≈ 1 ulp near 1).
 /// Bits: 2…32 here (1 bit gives qmax = 0: every non-negative input rounds to 0).
+///
+/// Opt-in variant `unsignedActivations` (`quantizer_settings.unsigned_activations=1`; the paper's grid):
+/// when the calibration input is never negative (min X' ≥ 0, the observer's own unsigned branch above),
+/// the grid is [0, 2^b − 1] with s = max(α/(2^b − 1), eps) (MinMax, affine, min_val = 0: the PACT paper's
+/// step α/(2^b − 1)), so 4 bits give 16 levels 0, 0.4, …, 6.0 instead of 8 levels 0, 0.8, …, 5.6; inputs
+/// with negative values keep the signed grid. The choice is the buffer `signed` (int [1], only with the
+/// variant). α stays fixed (the learnable α is `pact-learnable`).
 public final class PACTQuantizer: Quantizer {
     public let role: QuantizerRole
     public let bits: Int
@@ -54,11 +61,14 @@ public final class PACTQuantizer: Quantizer {
     public let zeroPoint: Buffer
     /// MQBench's `observer_enabled` (int [1]): 1 until calibrated.
     public let observerEnabled: Buffer
+    /// `unsigned_activations` only: 1 signed grid, 0 unsigned (int [1]); nil in the released form.
+    public let signed: Buffer?
 
     private var savedInput: Tensor?
     private var savedScale: Float = 1
+    private var savedRange = GridRange(quantMin: 0, quantMax: 0)
 
-    public init(role: QuantizerRole = .activation, bits: Int, alpha: Float = 6) {
+    public init(role: QuantizerRole = .activation, bits: Int, alpha: Float = 6, unsignedActivations: Bool = false) {
         precondition((2...32).contains(bits), "PACTQuantizer supports 2…32 bits, got \(bits)")
         precondition(alpha > 0 && alpha.isFinite, "PACT alpha must be positive and finite, got \(alpha)")
         self.role = role
@@ -68,7 +78,11 @@ public final class PACTQuantizer: Quantizer {
         scale = scalarBuffer(1)
         zeroPoint = scalarBuffer(0, isInteger: true)
         observerEnabled = observerFlag()
+        signed = unsignedActivations && role == .activation ? signedFlag() : nil
     }
+
+    /// The grid in use: the signed `grid`, or [0, 2^b − 1] when the variant chose it.
+    public var range: GridRange { signed.map { $0.value[0] == 0 } == true ? .unsigned(bits: bits) : grid.range }
 
     public var isCalibrated: Bool { observerEnabled.value[0] == 0 }
     /// The current step size s.
@@ -87,7 +101,12 @@ public final class PACTQuantizer: Quantizer {
         let y = Tensor(shape: x.shape, layout: x.layout, zeroed: false)
         let count = x.count
         withUnsafeMutablePointers(y, x) { y, x in pactClipForward(y: y, x: x, count: count, alpha: a, symmetric: symmetric) }
-        scale.value[0] = minMaxSymmetricScale(min: symmetric ? -a : 0, max: a, grid: grid)
+        if let signed {
+            signed.value[0] = symmetric ? 1 : 0
+        }
+        scale.value[0] = range.quantMin == 0
+            ? minMaxUnsignedScale(max: a, range: range)
+            : minMaxSymmetricScale(min: symmetric ? -a : 0, max: a, grid: grid)
         zeroPoint.value[0] = 0
         observerEnabled.value[0] = 0
         return y
@@ -95,11 +114,12 @@ public final class PACTQuantizer: Quantizer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         if !isCalibrated { calibrate(x) }
-        let s = scaleValue
-        let y = fakeQuantized(x, scale: s, grid: grid)
+        let s = scaleValue, r = range
+        let y = fakeQuantized(x, scale: s, range: r)
         if mode == .train {
             savedInput = x
             savedScale = s
+            savedRange = r
         } else {
             savedInput = nil
         }
@@ -109,18 +129,20 @@ public final class PACTQuantizer: Quantizer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("PACTQuantizer backward without a training forward") }
         savedInput = nil
-        return fakeQuantizeGradient(dy, x: x, scale: savedScale, grid: grid)
+        return fakeQuantizeGradient(dy, x: x, scale: savedScale, range: savedRange)
     }
 
     public func buffers() -> [(name: String, buffer: Buffer)] {
         [("alpha", alpha), ("scale", scale), ("zero_point", zeroPoint), ("observer_enabled", observerEnabled)]
+            + (signed.map { [("signed", $0)] } ?? [])
     }
 }
 
 /// `pact`: MQBench's "PACT" config of the Tiny-ImageNet experiments (`get_config.py:4-27`, reference §2.3.2):
 /// weights `DoReFaQuantizer` (MinMax observer), activations `PACTQuantizer` (α = 6, fixed), signed symmetric
 /// per-tensor grids; the first and last layers use the same classes at 32 bits. Setting `alpha` changes the
-/// fixed clip (default 6, as released).
+/// fixed clip (default 6, as released); `unsigned_activations` = 1 gives never-negative activation inputs
+/// the unsigned grid (see `PACTQuantizer`; default 0, as released).
 public struct PACTScheme: QuantizationScheme {
     public init() {}
     public var name: String { "pact" }
@@ -128,12 +150,13 @@ public struct PACTScheme: QuantizationScheme {
         "MQBench PACT config (Tiny-ImageNet): DoReFa weights, PACT activations with fixed alpha=6 (s=12/(2^b-1)), signed per-tensor grid (reference §2.3.5)"
     }
     public var supportedBits: ClosedRange<Int> { 2...32 }
-    public var settings: [String: Double] { ["alpha": 6] }
+    public var settings: [String: Double] { ["alpha": 6, "unsigned_activations": 0] }
     public var usesOutputScale: Bool { false }
     public var quantizesFirstAndLastLayers: Bool { true }
 
     public func makeWeightQuantizer(bits: Int, settings: [String: Double]) throws -> Quantizer? {
         try checkBits(bits, scheme: name, supported: supportedBits)
+        _ = try flagSetting(settings, "unsigned_activations", scheme: name)
         return DoReFaQuantizer(role: .weight, bits: bits)
     }
 
@@ -143,6 +166,7 @@ public struct PACTScheme: QuantizationScheme {
         guard alpha > 0, alpha.isFinite, Float(alpha).isFinite else {
             throw QuantizationError.invalidArgument("setting 'alpha' of 'pact' must be positive, got \(alpha)")
         }
-        return PACTQuantizer(role: .activation, bits: bits, alpha: Float(alpha))
+        return PACTQuantizer(role: .activation, bits: bits, alpha: Float(alpha),
+                             unsignedActivations: try flagSetting(settings, "unsigned_activations", scheme: name))
     }
 }

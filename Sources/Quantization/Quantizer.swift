@@ -37,6 +37,10 @@ public protocol Quantizer: Layer {
     var statePrefix: String? { get }
     /// Parameter values and x range `sqakd quantizer curve` uses unless the user overrides them.
     var curveDefaults: QuantizerCurveDefaults { get }
+    /// Parameters trained like model weights — by the model optimizer at the model learning rate — each
+    /// with its own coupled L2 decay instead of its group's (PACT's learned α with λ_α). They are not in
+    /// the quantizer group (`QuantizedLayer.quantizerParameters()`). Default none.
+    var modelParameters: [(parameter: Parameter, weightDecay: Double)] { get }
 }
 
 /// Defaults for inspecting a quantizer's transfer curve (see `QuantizerCurve`).
@@ -61,6 +65,7 @@ extension Quantizer {
 
     public var statePrefix: String? { nil }
     public var curveDefaults: QuantizerCurveDefaults { QuantizerCurveDefaults() }
+    public var modelParameters: [(parameter: Parameter, weightDecay: Double)] { [] }
 
     /// The quantizer's parameters named as they appear inside the owning layer.
     public func ownerParameters() -> [(name: String, parameter: Parameter)] {
@@ -117,9 +122,16 @@ extension QuantizedLayer {
     /// The quantizers' parameters and the layer's own quantization parameter (`output_scale`), named as
     /// in `parameters()`: the reference's quantizer optimizer group (§4.2 step 5).
     public func quantizerParameters() -> [(name: String, parameter: Parameter)] {
-        var list = (weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? [])
+        let model = Set(decayedParameters().map { ObjectIdentifier($0.parameter) })
+        var list = ((weightQuantizer?.ownerParameters() ?? []) + (inputQuantizer?.ownerParameters() ?? []))
+            .filter { !model.contains(ObjectIdentifier($0.parameter)) }
         if let outputScale { list.append((name: "output_scale", parameter: outputScale)) }
         return list
+    }
+
+    /// The quantizers' `modelParameters` (weight quantizer first).
+    public func decayedParameters() -> [(parameter: Parameter, weightDecay: Double)] {
+        (weightQuantizer?.modelParameters ?? []) + (inputQuantizer?.modelParameters ?? [])
     }
 
     /// The weight and input quantizers as children, named by their `statePrefix` (empty: merged).

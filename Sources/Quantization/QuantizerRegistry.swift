@@ -32,6 +32,7 @@ public enum QuantizerRegistry {
         LSQScheme(),
         DoReFaScheme(),
         STEScheme(),
+        LearnablePACTScheme(),
     ]
 
     public static var names: [String] { schemes.map(\.name) }

@@ -46,7 +46,9 @@ public enum Checkpoint {
                         throw ConfigError("\(url.path): unknown quantization style '\(styleName)' in its metadata " +
                                           "(valid: \(QuantizationStyle.allCases.map(\.rawValue).joined(separator: ", ")))")
                     }
-                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits, style: style)
+                    let settings = try file.metadata["quantizer_settings"].map { try parseSettings($0, url) } ?? [:]
+                    _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits, settings: settings,
+                                     style: style, fullPrecisionEdges: file.metadata["fp_edge_layers"] == "true")
                 }
                 try model.load(stateDict: file.tensors, strict: true)
                 return model
@@ -58,6 +60,24 @@ public enum Checkpoint {
             throw ConfigError("\(url.path) does not fit \(candidates[0]): \(lastError)")
         }
         throw ConfigError("\(url.path) matches no zoo model (\(ModelZoo.names.joined(separator: ", "))); pass --model")
+    }
+
+    /// `quantizer_settings` as checkpoint metadata: `key=value` pairs, sorted, comma-separated
+    /// (`alpha=10,alpha_decay=0.0002`); values as Swift's round-trip Double text.
+    static func settingsText(_ settings: [String: Double]) -> String {
+        settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+
+    private static func parseSettings(_ text: String, _ url: URL) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for item in text.split(separator: ",") {
+            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, let v = Double(kv[1]) else {
+                throw ConfigError("\(url.path): metadata quantizer_settings '\(text)' is not key=value,…")
+            }
+            out[kv[0]] = v
+        }
+        return out
     }
 
     private static func integer(_ text: String, _ key: String, _ url: URL) throws -> Int {

@@ -67,6 +67,17 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var quantizerSettings: [String: Double] = [:]
     /// Learning rate of the quantizer parameters' own Adam (reference lr_q; no weight decay).
     public var quantizerLR: Double = 1e-5
+    /// `ewgs` only: set δ from the Hessian trace (the EWGS paper's δ, `EWGSDeltaEstimator`) before epochs
+    /// N, 2N, … (upstream EWGS N = 10). 0 = never: δ stays `quantizer_settings.delta` (0), as the released
+    /// SQAKD code trains (reference §2.2.5). The values go to the run's log.
+    public var ewgsDeltaUpdateEvery: Int = 0
+    /// How the δ estimator draws Hutchinson samples: `per-tensor` (the authors' loop, one chain per Q) or
+    /// `joint` (all Q at once: same expectation, more variance, 1/#tensors of the cost; `HutchinsonTrace`).
+    public var ewgsDeltaProbe: HutchinsonTrace.Mode = .perTensor
+    /// `style: tiny-imagenet` only: leave the first and last conv/linear layer (weights and inputs) in full
+    /// precision instead of the "32-bit" form of the same quantizer (MQBench still fake-quantizes them, and
+    /// DoReFa applies tanh to the input image; reference §8.10).
+    public var fpEdgeLayers: Bool = false
     /// FP checkpoint (safetensors file or run directory) the student starts from; defaults to the teacher.
     public var initFrom: String?
     /// How the student learns from the teacher (see `DistillationMethod`).
@@ -128,6 +139,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             out.append(ConfigIssue(key: "quantizer", message: "\(error)"))
         }
         positive(quantizerLR, "quantizer_lr")
+        check(ewgsDeltaUpdateEvery >= 0, "ewgs_delta_update_every", "must be ≥ 0 (0 = never), got \(ewgsDeltaUpdateEvery)")
+        check(ewgsDeltaUpdateEvery == 0 || quantizer == "ewgs", "ewgs_delta_update_every",
+              "sets the δ of EWGS quantizers; quantizer '\(quantizer)' has none (use 0)")
+        check(!fpEdgeLayers || (isQuantized && style == .tinyImageNet), "fp_edge_layers",
+              "applies to quantized runs of style tiny-imagenet (style cifar keeps the stem and classifier in full precision already)")
         check(!isDistilled || teacher != nil, "distill", "\(distill.rawValue) needs a 'teacher' (an FP run directory or .safetensors file)")
         check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
         if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }
@@ -211,6 +227,7 @@ public enum DistillationMethod: String, ConfigChoice {
 }
 
 extension QuantizationStyle: ConfigChoice {}
+extension HutchinsonTrace.Mode: ConfigChoice {}
 
 /// A closed set of values spelled by their raw value on disk and on the command line.
 public protocol ConfigChoice: Codable, Sendable, CaseIterable, RawRepresentable where RawValue == String {}

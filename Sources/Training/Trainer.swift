@@ -20,6 +20,8 @@ public final class Trainer {
     public let progress = ProgressLine()
     /// Stop after this many epochs in this session (tests use it to simulate an interruption).
     public var stopAfterEpochs: Int?
+    /// Hutchinson samples per tensor and batch of the EWGS δ update (the authors' 50; tests lower it).
+    var ewgsDeltaMaxIterations = 50
 
     public init(config: TrainConfig, runDirectory: URL, dataRoot: String? = nil) {
         self.config = config
@@ -68,6 +70,9 @@ public final class Trainer {
 
         var epochsThisSession = 0
         for epoch in firstEpoch..<config.epochs {
+            if config.ewgsDeltaUpdateEvery > 0, epoch > 0, epoch % config.ewgsDeltaUpdateEvery == 0 {
+                updateEWGSDelta(model: model, loader: loader, epoch: epoch)
+            }
             let started = Date()
             let lrs = setup.setLearningRates(epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
@@ -132,6 +137,33 @@ public final class Trainer {
             if let stop = stopAfterEpochs, epochsThisSession >= stop, epoch + 1 < config.epochs { break }
         }
         return record
+    }
+
+    /// The EWGS paper's δ update before epoch `epoch` (0-based; `EWGSDeltaEstimator`), on the first
+    /// min(3, batches) batches of that epoch's order, Rademacher vectors from (seed, epoch); logs every
+    /// layer's δ_W, δ_A, Tr(H)/numel and Hutchinson sample count, and the seconds it took.
+    func updateEWGSDelta(model: any Model, loader: BatchLoader, epoch: Int) {
+        let estimator = EWGSDeltaEstimator(model: model, mode: config.ewgsDeltaProbe)
+        guard estimator.isApplicable else { return }
+        estimator.hutchinson.maxIterations = ewgsDeltaMaxIterations
+        let started = Date()
+        let order = loader.order(epoch: epoch)
+        let batches = (0..<min(3, loader.batchCount)).map { i -> (images: Tensor, labels: [Int32]) in
+            let b = loader.batch(i, epoch: epoch, order: order)
+            return (b.images, b.labels)
+        }
+        let rng = RNG(seed: config.seed).derived(0x4557_4753).derived(UInt64(epoch))
+        let layers = estimator.update(batches: batches, rng: rng)
+        let seconds = Date().timeIntervalSince(started)
+        let head = String(format: "ewgs delta update before epoch %d (%d batches, %@, %.1f s):",
+                          epoch + 1, batches.count, config.ewgsDeltaProbe.rawValue as NSString, seconds)
+        run.appendLog(head)
+        progress.finish(head)
+        func f(_ v: Float?) -> String { v.map { String(format: "%.6g", $0) } ?? "-" }
+        func d(_ v: Double?) -> String { v.map { String(format: "%.4g", $0) } ?? "-" }
+        for l in layers {
+            run.appendLog("  \(l.path)  delta_w \(f(l.deltaWeight))  delta_a \(f(l.deltaActivation))  trace/numel_w \(d(l.traceWeight))  trace/numel_a \(d(l.traceActivation))  samples_w \(l.iterationsWeight)  samples_a \(l.iterationsActivation)")
+        }
     }
 
     /// A fresh record, or the record of an interrupted run of the same config with model, quantizers and

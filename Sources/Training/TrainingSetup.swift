@@ -49,10 +49,13 @@ final class TrainingSetup {
         if config.isQuantized {
             let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
             _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings,
-                             style: config.style)
+                             style: config.style, fullPrecisionEdges: config.fpEdgeLayers)
             meta["style"] = config.style.rawValue
             meta["quantizer"] = config.quantizer
             meta["bits"] = "\(config.bits)"
+            // Only variants write these, so released-form checkpoints keep their metadata.
+            if config.fpEdgeLayers { meta["fp_edge_layers"] = "true" }
+            if !config.quantizerSettings.isEmpty { meta["quantizer_settings"] = Checkpoint.settingsText(config.quantizerSettings) }
         }
         self.student = student
         if config.isDistilled, let t = config.teacher {
@@ -69,8 +72,17 @@ final class TrainingSetup {
         checkpointMetadata = meta
         objective = try config.objective(student: student, teacher: teacher, inputHeight: inputHeight, inputWidth: inputWidth)
 
-        let named = student.parameters()
         let auxiliaryParameters = objective.module?.parameters() ?? []
+        // Quantizer parameters trained like weights (PACT's learned α): model optimizer, own decay, own group
+        // after the model group (none in the released schemes, whose groups are unchanged).
+        let decayed = decayedQuantizerParameters(of: student)
+        let decayedIDs = Set(decayed.map { ObjectIdentifier($0.parameter) })
+        let decays = decayed.map(\.weightDecay).reduce(into: [Double]()) { if !$0.contains($1) { $0.append($1) } }
+        let decayedGroups = decays.map { wd in
+            ParameterGroup(parameters: decayed.filter { $0.weightDecay == wd }.map { ($0.name, $0.parameter) },
+                           lr: config.lr, weightDecay: wd)
+        }
+        let named = student.parameters().filter { !decayedIDs.contains(ObjectIdentifier($0.parameter)) }
         func schedule(_ base: Double) -> LRSchedule {
             switch config.schedule {
             case .cosine: return CosineAnnealingLR(baseLR: base, epochs: config.epochs)
@@ -87,14 +99,14 @@ final class TrainingSetup {
             let owned = Set(quantizerParameters(of: student).map { ObjectIdentifier($0.parameter) })
             let isQuantizer = { (p: (name: String, parameter: Parameter)) in owned.contains(ObjectIdentifier(p.parameter)) }
             let m = Adam(groups: [ParameterGroup(parameters: named.filter { !isQuantizer($0) } + auxiliaryParameters,
-                                                 lr: config.lr, weightDecay: config.weightDecay)])
+                                                 lr: config.lr, weightDecay: config.weightDecay)] + decayedGroups)
             let q = Adam(groups: [ParameterGroup(parameters: named.filter(isQuantizer), lr: config.quantizerLR, weightDecay: 0)])
             optimizers = [(m, schedule(config.lr), "optimizer_m"), (q, schedule(config.quantizerLR), "optimizer_q")]
         } else {
-            let group = ParameterGroup(parameters: named + auxiliaryParameters, lr: config.lr, weightDecay: config.weightDecay)
+            let groups = [ParameterGroup(parameters: named + auxiliaryParameters, lr: config.lr, weightDecay: config.weightDecay)] + decayedGroups
             let o: Optimizer = config.optimizer == .adam
-                ? Adam(groups: [group])
-                : SGD(groups: [group], momentum: config.momentum, nesterov: config.nesterov)
+                ? Adam(groups: groups)
+                : SGD(groups: groups, momentum: config.momentum, nesterov: config.nesterov)
             optimizers = [(o, schedule(config.lr), "optimizer")]
         }
     }
