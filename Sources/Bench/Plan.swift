@@ -54,7 +54,7 @@ public struct Plan: Sendable {
         self.suite = suite
         self.budget = try suite.budget(budget)
         self.seeds = seeds ?? suite.seeds
-        guard self.seeds >= 1 else { throw SuiteError("--seeds must be ≥ 1") }
+        guard (1...Self.maximumSeeds).contains(self.seeds) else { throw SuiteError("--seeds must be in 1...\(Self.maximumSeeds), got \(self.seeds)") }
         runsDirectory = Self.runsDirectory(suite: suite.name, resultsRoot: resultsRoot)
 
         var teachers: [String: PlannedRun] = [:]   // model → teacher
@@ -98,7 +98,7 @@ public struct Plan: Sendable {
                             layers += [self.budget.overlay(teacher: false), ConfigOverlay(fixed, source: ConfigSource("plan"))]
                             let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method)
                             let c = try Self.resolve(layers, what: key.description)
-                            let run = PlannedRun(cell: key, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
+                            let run = PlannedRun(cell: key, seed: seed, config: c, directory: Self.directory(of: c, in: runsDirectory),
                                                  teacherID: teacher.id)
                             if seen.insert(run.id).inserted { students.append(run) }
                         }
@@ -117,6 +117,10 @@ public struct Plan: Sendable {
         runs = teacherOrder + students
     }
 
+    /// The most seeds a plan takes: a table of a few seeds per cell is the use; a count like 2e9 would only
+    /// hang the planner (every seed is a run).
+    public static let maximumSeeds = 1000
+
     public static func runsDirectory(suite: String, resultsRoot: URL) -> URL {
         resultsRoot.appendingPathComponent(suite).appendingPathComponent("runs")
     }
@@ -127,6 +131,19 @@ public struct Plan: Sendable {
             throw SuiteError("\(error) (\(what))")
         }
     }
+
+    /// A run's folder: `<runs>/<run id>`, or the folder named by its id of before (`TrainConfig.pathRunID`,
+    /// which hashed the teacher's path) when only that one exists, so results not yet renamed by
+    /// `sqakd results migrate` are found, resumed and reported where they are.
+    static func directory(of config: TrainConfig, in runs: URL) -> URL {
+        let current = runs.appendingPathComponent(config.runID)
+        let old = runs.appendingPathComponent(config.pathRunID)
+        let fm = FileManager.default
+        return config.pathRunID != config.runID && !fm.fileExists(atPath: current.path) && fm.fileExists(atPath: old.path) ? old : current
+    }
+
+    /// Planned runs in a folder named by their id of before (see `directory(of:in:)`).
+    public var unmigrated: [PlannedRun] { runs.filter { $0.directory.lastPathComponent != $0.id } }
 
     /// Every cell of the plan in table order, with its planned runs.
     public var cells: [(CellKey, [PlannedRun])] {

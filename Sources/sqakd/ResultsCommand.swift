@@ -16,7 +16,7 @@ struct ResultsCommand: ParsableCommand {
 
         func run() throws {
             let root = URL(fileURLWithPath: results)
-            guard FileManager.default.fileExists(atPath: root.path) else { throw ValidationError("no such folder: \(results)") }
+            guard FileManager.default.fileExists(atPath: root.path) else { throw ConfigError("\(results): no such folder") }
             let migration = try ResultsMigration(root: root)
             for w in migration.warnings { print("warning: \(w)") }
             let changing = migration.runs.filter(\.changes)
