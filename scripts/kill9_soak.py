@@ -5,8 +5,8 @@ must equal the uninterrupted run's.
 
 After every kill the run directory is checked too: its record.json parses, its epochs equal the uninterrupted
 run's first epochs, and the committed epoch's model and state files are present and name that epoch (the
-epoch unit of RunDirectory.swift). The kill moments are uniform over [0.3 s, startup + 1.25 epochs] after each
-start, so they fall in data loading, in training, in evaluation and in the epoch-end writes alike.
+epoch unit of RunDirectory.swift). The kill moments are uniform over the run's training time (one in ten in
+the start-up instead), so they fall in every epoch, in training, evaluation and the epoch-end writes alike.
 
     scripts/kill9_soak.py [--sqakd .build/release/sqakd] [--kills 20] [--seed 1] [--threads 1]
 
@@ -113,17 +113,26 @@ def main():
     startup = startup or 0.5
     epoch = (total - startup) / a.epochs
     print(f"uninterrupted: {a.epochs} epochs in {total:.1f} s (startup {startup:.2f} s, {epoch:.2f} s per epoch); "
-          f"killing at random moments in [0.3, {startup + 1.25 * epoch:.2f}] s after each start")
+          f"{a.kills} kills at random moments of the run")
 
+    # Kill moments on the run's own timeline (seconds of training, 0 to epochs × epoch), sorted; an attempt
+    # resumes at its committed epoch c and is killed when it reaches the next moment, or somewhere in its
+    # first epoch when that moment is behind it already. One kill in ten falls in the start-up instead.
+    moments = sorted(rng.uniform(0, a.epochs * epoch) for _ in range(a.kills))
     kills, good, attempts = 0, 0, 0
     problems = []
     finished = False
     while not finished:
         attempts += 1
+        committed = len(read_record(soak)["epochs"]) if os.path.exists(os.path.join(soak, "record.json")) else 0
         p = subprocess.Popen(train_args(sqakd, soak, a.threads, a.epochs), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
         if kills < a.kills:
-            delay = rng.uniform(0.3, startup + 1.25 * epoch)
+            if rng.random() < 0.1:
+                delay = rng.uniform(0.3, startup)
+            else:
+                ahead = moments[kills] - committed * epoch
+                delay = startup + (ahead if ahead > 0 else rng.uniform(0, epoch))
             deadline = time.time() + delay
             while p.poll() is None and time.time() < deadline:
                 time.sleep(0.002)

@@ -163,7 +163,9 @@ public final class Trainer {
         record.updatedAt = isoNow()
         do { try run.writeRecord(record) } catch { return error }
         run.appendLog("FAILED: \(record.failure!)")
-        return ConfigError("training diverged: \(reason); the last finite checkpoint (epoch \(record.epochs.count)) is kept in \(run.url.path)")
+        let kept = record.epochs.isEmpty ? "no epoch had finished, so there is no checkpoint"
+            : "the last finite checkpoint (epoch \(record.epochs.count)) is kept in \(run.url.path)"
+        return ConfigError("training diverged: \(reason); \(kept)")
     }
 
     /// Why the checkpoint pair cannot resume the record's `epochs`, or nil: a file missing (committed
