@@ -205,15 +205,17 @@ public final class Trainer {
             record.config = config
             let epochs = record.epochs.count
             run.clean(keeping: epochs)
-            if epochs > 0 { try run.publishBest(record, epoch: epochs) }
-            if record.status == "finished", epochs >= config.epochs { return record }
             if epochs > 0 {
                 let (modelURL, stateURL) = fm.fileExists(atPath: run.checkpoint(epoch: epochs).path)
                     ? (run.checkpoint(epoch: epochs), run.state(epoch: epochs)) : run.legacyCheckpoint
                 if let problem = try Self.unresumable(modelURL, stateURL, epochs: epochs) {
+                    // Committed results keep records, not checkpoints: a finished run is trained again
+                    // (same numbers) when its checkpoints are needed.
                     run.appendLog("starting over: \(problem)")
                     progress.finish("\(run.url.path): \(problem); starting the run over")
                 } else {
+                    try run.publishBest(record, epoch: epochs)
+                    if record.status == "finished", epochs >= config.epochs { return record }
                     let state = try TrainState.load(from: stateURL)
                     let file = try SafetensorsFile.read(modelURL)
                     try setup.restore(model: file.tensors, optimizers: state.optimizers)

@@ -97,6 +97,18 @@ private func bytes(_ dir: URL, _ name: String) -> Data? { try? Data(contentsOf: 
         }
     }
 
+    /// Committed results keep records, not checkpoints: a finished run without them trains again, to the
+    /// same numbers and bytes, when a student needs its `best`.
+    @Test func finishedRunWithoutCheckpointsTrainsAgain() throws {
+        let data = try tinyFashionMNIST()
+        let ref = try reference(data)
+        let dir = temporaryDirectory("unit-clone")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try copyDirectory(ref.dir, dir)
+        for name in files(dir) where name.hasSuffix(".safetensors") { try FileManager.default.removeItem(at: dir.appendingPathComponent(name)) }
+        try expectResumesToReference(dir, ref, data, "finished, checkpoints removed")
+    }
+
     /// A run left in the layout before epoch units (`last.safetensors` + `last.state.safetensors`) resumes
     /// to the same bytes, and its old files go once the next epoch has committed.
     @Test func legacyLayoutResumes() throws {
