@@ -5,7 +5,7 @@ TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashio
 APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: setup deps deps-test apt build test bench golden sweep-fashion-mnist report clean
+.PHONY: setup deps deps-test apt build test soak bench golden sweep-fashion-mnist report clean
 
 setup: deps build
 
@@ -31,6 +31,11 @@ build:
 # The test suite runs optimised (numeric Swift in debug is 10-100x slower); -enable-testing keeps @testable.
 test:
 	$(SWIFT) test $(TEST_FLAGS)
+
+# Kill -9 soak: a tiny run killed at 20 random moments and resumed each time must end bit-identical to an
+# uninterrupted one (about 2 minutes; not part of `make test`, which runs a 3-kill variant).
+soak: build
+	/usr/bin/python3 scripts/kill9_soak.py --kills 20
 
 # Training-step throughput, ours vs PyTorch on this machine (same model, batch, threads).
 bench: build

@@ -59,9 +59,11 @@ extension PlannedRun {
         let dir = runDirectory
         try dir.create()
         if FileManager.default.fileExists(atPath: dir.config.path) {
-            guard (try? dir.readConfig()) == config else {
+            guard let stored = try? dir.readConfig(), stored.runID == config.runID else {
                 throw SuiteError("\(dir.url.relativePathForDisplay) holds a run with a different config; delete the folder to train this run")
             }
+            // The same run with its teacher elsewhere now (a moved results root, another working directory).
+            if stored != config { try atomicWrite(config.storedJSON(), to: dir.config) }
         } else {
             try atomicWrite(config.storedJSON(), to: dir.config)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import Training
 
 /// The local executor: each run is a child process `sqakd train --config <dir>/config.json --output <dir>
@@ -104,18 +105,25 @@ public final class LocalExecutor: Executor {
         p.standardInput = FileHandle.nullDevice
         do { try p.run() } catch {
             try? console.close()
-            throw SuiteError("cannot launch \(executable.path): \(error.localizedDescription)")
+            throw SuiteError("cannot launch \(executable.path): \(fileErrorReason(error))")
         }
         return Job(run: r, process: p, started: Date(), console: console)
     }
 
-    /// A failed child's reason: its last error line, or the signal that killed it.
+    /// A failed child's reason: the signal that killed it, else its exit status and the error it printed
+    /// (the last "Error: " line of this attempt's console, else its last line).
     static func reason(_ p: Process, console: URL) -> String {
         if p.terminationReason == .uncaughtSignal { return "killed by signal \(p.terminationStatus)" }
-        let text = (try? String(contentsOf: console, encoding: .utf8)) ?? ""
-        let last = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .last { !$0.isEmpty && !$0.hasPrefix("#") } ?? ""
-        let line = last.hasPrefix("Error: ") ? String(last.dropFirst(7)) : last
-        return line.isEmpty ? "exit status \(p.terminationStatus)" : "exit status \(p.terminationStatus): \(line)"
+        return reason(exitStatus: p.terminationStatus, console: (try? String(contentsOf: console, encoding: .utf8)) ?? "")
+    }
+
+    /// The reason from a console's text: the part after the last "# … sweep" header (this attempt), its
+    /// last "Error: " line (stdout lines such as "run directory: …" may follow it), else its last line.
+    static func reason(exitStatus: Int32, console text: String) -> String {
+        let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        let attempt = lines.lastIndex { $0.hasPrefix("#") }.map { Array(lines[($0 + 1)...]) } ?? lines
+        let error = attempt.last { $0.hasPrefix("Error: ") }.map { String($0.dropFirst(7)) }
+        let line = error ?? attempt.last { !$0.isEmpty } ?? ""
+        return line.isEmpty ? "exit status \(exitStatus)" : "exit status \(exitStatus): \(line)"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// One number of the paper (`suites/paper-results.csv`, copied from ../shared/paper/): the table it
 /// comes from, its cell, the metric (top1/top5, %) and where it was read.
@@ -18,7 +19,7 @@ public struct PaperValue: Equatable, Sendable {
     public static func load(_ url: URL) throws -> [PaperValue] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError("cannot read the paper's numbers at \(url.relativePathForDisplay): \(error.localizedDescription)")
+            throw SuiteError("cannot read the paper's numbers at \(url.relativePathForDisplay): \(fileErrorReason(error))")
         }
         let rows = CSV.parse(text)
         guard let head = rows.first, head == header else {

@@ -85,7 +85,7 @@ public struct Plan: Sendable {
         self.suite = suite
         self.budget = try suite.budget(budget)
         self.seeds = seeds ?? suite.seeds
-        guard self.seeds >= 1 else { throw SuiteError("--seeds must be ≥ 1") }
+        guard (1...Self.maximumSeeds).contains(self.seeds) else { throw SuiteError("--seeds must be in 1...\(Self.maximumSeeds), got \(self.seeds)") }
         runsDirectory = Self.runsDirectory(suite: suite.runsOf ?? suite.name, resultsRoot: resultsRoot)
 
         var teachers: [String: PlannedRun] = [:]   // model → teacher
@@ -135,7 +135,7 @@ public struct Plan: Sendable {
                             }
                             cellEntry[key] = entryIndex
                             let c = try Self.resolve(layers, what: key.description)
-                            let run = PlannedRun(cell: key, seed: seed, config: c, directory: runsDirectory.appendingPathComponent(c.runID),
+                            let run = PlannedRun(cell: key, seed: seed, config: c, directory: Self.directory(of: c, in: runsDirectory),
                                                  teacherID: teacher.id)
                             if let other = runCell[run.id], other != key {
                                 throw SuiteError("\(entry.source): \(key) resolves to the same runs as \(other); a variant must change a setting")
@@ -158,6 +158,10 @@ public struct Plan: Sendable {
         runs = teacherOrder + students
     }
 
+    /// The most seeds a plan takes: a table of a few seeds per cell is the use; a count like 2e9 would only
+    /// hang the planner (every seed is a run).
+    public static let maximumSeeds = 1000
+
     public static func runsDirectory(suite: String, resultsRoot: URL) -> URL {
         resultsRoot.appendingPathComponent(suite).appendingPathComponent("runs")
     }
@@ -168,6 +172,19 @@ public struct Plan: Sendable {
             throw SuiteError("\(error) (\(what))")
         }
     }
+
+    /// A run's folder: `<runs>/<run id>`, or the folder named by its id of before (`TrainConfig.pathRunID`,
+    /// which hashed the teacher's path) when only that one exists, so results not yet renamed by
+    /// `sqakd results migrate` are found, resumed and reported where they are.
+    static func directory(of config: TrainConfig, in runs: URL) -> URL {
+        let current = runs.appendingPathComponent(config.runID)
+        let old = runs.appendingPathComponent(config.pathRunID)
+        let fm = FileManager.default
+        return config.pathRunID != config.runID && !fm.fileExists(atPath: current.path) && fm.fileExists(atPath: old.path) ? old : current
+    }
+
+    /// Planned runs in a folder named by their id of before (see `directory(of:in:)`).
+    public var unmigrated: [PlannedRun] { runs.filter { $0.directory.lastPathComponent != $0.id } }
 
     /// Every cell of the plan in table order, with its planned runs.
     public var cells: [(CellKey, [PlannedRun])] {

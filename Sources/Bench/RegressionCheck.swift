@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 
 /// A cell's stored or new numbers, for the regression gate.
 public struct CellNumbers: Sendable {
@@ -54,18 +55,27 @@ public struct RegressionCheck {
 
     static func readCSV(_ url: URL, suite: Suite) throws -> [CellNumbers] {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw SuiteError("cannot read \(url.path): \(error.localizedDescription)") }
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch { throw SuiteError("cannot read \(url.path): \(fileErrorReason(error))") }
         let rows = CSV.parse(text)
         guard let head = rows.first, head == Tables.cellsHeader || head == Tables.cellsHeaderV1 else {
             throw SuiteError("\(url.relativePathForDisplay) is not a cells.csv written by `sqakd report` (header: \(Tables.cellsHeader.joined(separator: ",")))")
         }
         func col(_ name: String) -> Int { head.firstIndex(of: name)! }
-        func values(_ s: String) -> [Double]? {
-            s.isEmpty ? [] : s.split(separator: ";").map { Double($0) }.allSatisfy { $0 != nil } ? s.split(separator: ";").map { Double($0)! } : nil
+        /// Top-1 accuracies in percent: finite and in [0, 100] (a value like 1e308 would make the spread,
+        /// and so the tolerance, infinite).
+        func values(_ s: String, _ name: String, line: Int) throws -> [Double]? {
+            if s.isEmpty { return [] }
+            let parsed = s.split(separator: ";").map { Double($0) }
+            guard parsed.allSatisfy({ $0 != nil }) else { return nil }
+            if let bad = parsed.compactMap({ $0 }).first(where: { !(0...100).contains($0) }) {
+                throw SuiteError("\(url.relativePathForDisplay):\(line): \(name) holds \(bad), not a top-1 accuracy in [0, 100]")
+            }
+            return parsed.map { $0! }
         }
         return try rows.dropFirst().enumerated().compactMap { i, r in
             guard r.count == head.count, let bits = Int(r[col("bits")]), let method = Method(rawValue: r[col("method")]),
-                  let epochs = Int(r[col("epochs")]), let best = values(r[col("best_values")]), let last = values(r[col("last_values")]) else {
+                  let epochs = Int(r[col("epochs")]), let best = try values(r[col("best_values")], "best_values", line: i + 2),
+                  let last = try values(r[col("last_values")], "last_values", line: i + 2) else {
                 throw SuiteError("\(url.relativePathForDisplay):\(i + 2): malformed row")
             }
             guard r[col("suite")] == suite.name else { return nil }
@@ -94,7 +104,7 @@ public struct RegressionCheck {
             for (what, a, b) in [("best", n.best, s.best), ("last", n.last, s.last)] {
                 let tol = max(sigmas * (b.n > 1 ? b.std : 0), floor)
                 let d = a.mean - b.mean
-                let out = !(abs(d) <= tol)
+                let out = !(abs(d) <= tol) || !tol.isFinite
                 bad = bad || out
                 parts.append(String(format: "%@ %.2f vs %.2f (Δ %+.2f, tolerance ±%.2f)%@", what, a.mean, b.mean, d, tol, out ? " OUTSIDE" : ""))
             }

@@ -61,9 +61,10 @@ public struct SuiteResults: Sendable {
         let runs = runsDirectory ?? Plan.runsDirectory(suite: suite.runsOf ?? suite.name, resultsRoot: resultsRoot)
         let records = readRecords(runs)
         var byKey: [String: RunRecord] = [:]
-        for r in records where r.status == "finished" && r.epochs.count >= r.config.epochs { byKey[matchKey(r.config)] = r }
-        let maxSeed = records.map { Int($0.config.seed) }.max() ?? 0
-        let seedsToScan = max(suite.seeds, maxSeed + 1)
+        for r in records where r.status == "finished" && r.epochs.count >= r.config.epochs { byKey[r.config.runID] = r }
+        // Seeds beyond the suite's that have finished runs are shown too (up to the planner's limit).
+        let maxSeed = records.map { $0.config.seed }.filter { $0 < UInt64(Plan.maximumSeeds) }.max() ?? 0
+        let seedsToScan = max(suite.seeds, Int(maxSeed) + 1)
 
         let budgets = budget.map { [$0] } ?? budgetPreference.filter { n in suite.budgets.contains { $0.name == n } }
         var cells: [CellKey: CellResult] = [:]
@@ -73,8 +74,8 @@ public struct SuiteResults: Sendable {
             let plan = try Plan(suite: suite, budget: b, seeds: seedsToScan, resultsRoot: resultsRoot)
             for (cell, planned) in plan.cells {
                 if !order.contains(cell) { order.append(cell) }
-                let found = planned.compactMap { byKey[matchKey($0.config)] }
-                matched.formUnion(found.map { matchKey($0.config) })
+                let found = planned.compactMap { byKey[$0.config.runID] }
+                matched.formUnion(found.map(\.config.runID))
                 guard cells[cell] == nil, !found.isEmpty else { continue }
                 let planSeeds = cell.isTeacher ? 1 : suite.seeds
                 cells[cell] = CellResult(cell: cell, budget: b, epochs: planned[0].config.epochs, plannedSeeds: planSeeds,
@@ -84,7 +85,7 @@ public struct SuiteResults: Sendable {
         // Runs of the other budgets (labelled ones such as `reduced-4ep-teacher`) are reported on their own, not as strays.
         for b in suite.budgets.map(\.name) where !budgets.contains(b) {
             let plan = try Plan(suite: suite, budget: b, seeds: seedsToScan, resultsRoot: resultsRoot)
-            for (_, planned) in plan.cells { matched.formUnion(planned.map { matchKey($0.config) }.filter { byKey[$0] != nil }) }
+            for (_, planned) in plan.cells { matched.formUnion(planned.map(\.config.runID).filter { byKey[$0] != nil }) }
         }
         return SuiteResults(suite: suite, cells: cells, order: order, strayKeys: Set(byKey.keys).subtracting(matched),
                             matchedKeys: matched, runsDirectory: runs)
@@ -94,15 +95,6 @@ public struct SuiteResults: Sendable {
         let fm = FileManager.default
         guard let ids = try? fm.contentsOfDirectory(atPath: dir.path) else { return [] }
         return ids.sorted().compactMap { try? RunDirectory(dir.appendingPathComponent($0)).readRecord() }
-    }
-
-    /// The config's identity without where its teacher lives: teacher and init paths become the teacher's
-    /// run id (their last path component).
-    static func matchKey(_ c: TrainConfig) -> String {
-        var k = c
-        k.teacher = c.teacher.map { URL(fileURLWithPath: $0).lastPathComponent }
-        k.initFrom = c.initFrom.map { URL(fileURLWithPath: $0).lastPathComponent }
-        return k.runID
     }
 
     public var teacherCells: [CellKey] { order.filter(\.isTeacher) }

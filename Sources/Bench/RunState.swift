@@ -28,7 +28,7 @@ public enum RunState: Equatable, Sendable {
     public static func of(_ run: PlannedRun) -> RunState {
         let dir = run.runDirectory
         let record = try? dir.readRecord()
-        if let r = record, r.status == "finished", r.config == run.config, r.epochs.count >= run.config.epochs { return .finished }
+        if let r = record, r.status == "finished", r.config.runID == run.id, r.epochs.count >= run.config.epochs { return .finished }
         let done = record?.epochs.count ?? 0
         if RunLock.isHeld(dir) { return .running(epochsDone: done) }
         if let f = SweepFailure.read(dir) { return .failed(reason: f.reason) }

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Tensors
 import Models
 import Quantization
 import Training
@@ -99,7 +100,7 @@ public struct Suite: Sendable {
     public static func load(_ url: URL) throws -> Suite {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw SuiteError("cannot read suite \(url.path): \(error.localizedDescription)")
+            throw SuiteError("cannot read suite \(url.path): \(fileErrorReason(error))")
         }
         return try parse(text, file: url)
     }
@@ -138,7 +139,7 @@ public struct Suite: Sendable {
             throw m.error("dataset", "names an unknown dataset '\(dataset)'; known: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let seeds = try m.int("seeds") ?? 1
-        guard seeds >= 1 else { throw m.error("seeds", "must be ≥ 1") }
+        guard (1...Plan.maximumSeeds).contains(seeds) else { throw m.error("seeds", "must be in 1...\(Plan.maximumSeeds), got \(seeds)") }
         let methodNames = try m.strings("methods") ?? ["baseline", "sqakd"]
         var methods: [Method] = []
         for s in methodNames {

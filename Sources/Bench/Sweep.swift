@@ -44,9 +44,13 @@ public final class Sweep {
 
     public func run() throws -> SweepSummary {
         try Self.checkData(plan.suite.dataset, root: dataRoot)
+        if !plan.unmigrated.isEmpty {
+            say("note: \(plan.unmigrated.count) run(s) are in folders named by their ids of before; they are used where they are, "
+                + "and `sqakd results migrate` renames them")
+        }
         let started = Date()
         do { try FileManager.default.createDirectory(at: plan.runsDirectory, withIntermediateDirectories: true) } catch {
-            throw SuiteError("cannot create \(plan.runsDirectory.path): \(error.localizedDescription)")
+            throw SuiteError("cannot create \(plan.runsDirectory.path): \(fileErrorReason(error))")
         }
         let trainImages = (try? DatasetKind(id: plan.suite.dataset).info.trainCount) ?? 50_000
         var eta = SweepETA(trainImages: trainImages,

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import Training
 import Yams
 
@@ -160,7 +161,7 @@ public enum ConfigFile {
     public static func overlay(_ path: String) throws -> ConfigOverlay {
         let url = URL(fileURLWithPath: path)
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read config \(path): \(error.localizedDescription)") }
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read config \(path): \(fileErrorReason(error))") }
         if url.pathExtension.lowercased() == "json" { return try ConfigOverlay.json(data, source: ConfigSource("--config \(path)")) }
         let root: Node
         do {

@@ -15,9 +15,12 @@ public enum IDX {
             throw DatasetError.badHeader(file: file, reason: "image dimensions \(rows)×\(cols)")
         }
         let payload = bytes.count - 16
-        guard payload == n * rows * cols else {
+        // The header's dimensions are 32-bit each; their product can overflow Int, so multiply checked.
+        let (area, o1) = rows.multipliedReportingOverflow(by: cols)
+        let (total, o2) = n.multipliedReportingOverflow(by: area)
+        guard !o1, !o2, payload == total else {
             throw DatasetError.badHeader(file: file, reason: "truncated or wrong-sized: the header says \(n) images of "
-                + "\(rows)×\(cols) = \(n * rows * cols) bytes, the file holds \(payload) bytes after the 16-byte header")
+                + "\(rows)×\(cols) = \(o1 || o2 ? "more than 2^63" : String(total)) bytes, the file holds \(payload) bytes after the 16-byte header")
         }
         return (n, rows, cols, Array(bytes[16...]))
     }

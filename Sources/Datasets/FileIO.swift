@@ -3,14 +3,22 @@ import Foundation
 
 /// Whole-file reads with errors that name the file.
 enum FileIO {
-    /// The size in bytes of a regular file, or nil when there is none at `path`.
+    /// The size in bytes of the regular file at `path` (symbolic links followed: a dataset folder of links
+    /// to the files is measured by the files), or nil when there is none.
     static func size(_ path: String) -> Int? {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = attributes[.size] as? NSNumber
-        else { return nil }
-        return size.intValue
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(st.st_size)
+    }
+
+    /// The uncompressed size modulo 2³² a gzip file records in its last 4 bytes (ISIZE, RFC 1952), or nil
+    /// when the file is not gzip. A truncated file's last bytes are payload, so they rarely match.
+    static func gzipRecordedSize(_ path: String) -> UInt32? {
+        guard let size = size(path), size >= 18, let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var magic = [UInt8](repeating: 0, count: 2), tail = [UInt8](repeating: 0, count: 4)
+        guard fread(&magic, 1, 2, f) == 2, magic == [0x1f, 0x8b], fseek(f, -4, SEEK_END) == 0, fread(&tail, 1, 4, f) == 4 else { return nil }
+        return UInt32(tail[0]) | UInt32(tail[1]) << 8 | UInt32(tail[2]) << 16 | UInt32(tail[3]) << 24
     }
 
     static func exists(_ path: String) -> Bool { size(path) != nil }

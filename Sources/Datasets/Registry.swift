@@ -4,6 +4,12 @@ import Foundation
 public enum DataRoot {
     public static let environmentVariable = "SQAKD_DATA"
 
+    /// Whether neither `root` nor $SQAKD_DATA names a root (only then may a dataset fall back to a system
+    /// copy: a root the user named and that lacks the files is an error, not a silent fallback).
+    public static func isDefault(_ root: String?) -> Bool {
+        (root ?? "").isEmpty && (ProcessInfo.processInfo.environment[environmentVariable] ?? "").isEmpty
+    }
+
     /// `root` when given, else $SQAKD_DATA when set and non-empty, else "./data".
     public static func resolve(_ root: String?) -> String {
         if let root, !root.isEmpty { return root }
@@ -91,7 +97,7 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
         let probe = FashionMNIST.files(.train).images
         if FashionMNIST.locate(probe, in: sub) != nil { return sub }
         if FashionMNIST.locate(probe, in: resolved) != nil { return resolved }
-        if root == nil || root!.isEmpty, FashionMNIST.locate(probe, in: FashionMNIST.debianDirectory) != nil {
+        if DataRoot.isDefault(root), FashionMNIST.locate(probe, in: FashionMNIST.debianDirectory) != nil {
             return FashionMNIST.debianDirectory
         }
         return sub
@@ -139,9 +145,14 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
             for (base, rawSize) in [(images, 16 + n * 784), (labels, 8 + n)] {
                 let path = FashionMNIST.locate(base, in: dir)
                 let size = path.flatMap(FileIO.size)
-                let compressed = path?.hasSuffix(".gz") ?? true
+                // A .gz name holding plain IDX bytes is read as such (zlib passes it through).
+                let recorded = path.flatMap(FileIO.gzipRecordedSize)
+                let compressed = path == nil || recorded != nil
                 var problem: String? = nil
                 if let size, !compressed, size != rawSize { problem = "the official uncompressed file has \(rawSize) bytes" }
+                if let recorded, recorded != UInt32(truncatingIfNeeded: rawSize) {
+                    problem = "truncated or not the official file: its gzip trailer gives \(recorded) bytes uncompressed, the official file has \(rawSize)"
+                }
                 files.append(DataFileStatus(split: split, name: base + ".gz", path: path, size: size,
                                             expectedSize: compressed ? nil : rawSize, problem: problem))
             }
@@ -172,10 +183,14 @@ public struct DataVerification: Equatable, Sendable, CustomStringConvertible {
 
     /// Every expected file exists.
     public var complete: Bool { files.allSatisfy(\.found) }
+    /// Every expected file exists and none looks wrong (size, gzip trailer).
+    public var ok: Bool { complete && files.allSatisfy { $0.problem == nil } }
     public var missing: [DataFileStatus] { files.filter { !$0.found } }
 
     public var description: String {
-        var lines = ["\(kind.info.name) [\(kind.rawValue)] in \(directory): " + (complete ? "all files found" : "\(missing.count) missing")]
+        let problems = files.filter { $0.found && $0.problem != nil }.count
+        var lines = ["\(kind.info.name) [\(kind.rawValue)] in \(directory): " + (complete ? "all files found" : "\(missing.count) missing")
+                     + (problems > 0 ? ", \(problems) with problems" : "")]
         for f in files {
             if let path = f.path, let size = f.size {
                 lines.append("  found    \(path) (\(size) bytes)" + (f.problem.map { ": \($0)" } ?? ""))

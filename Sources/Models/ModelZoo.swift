@@ -149,6 +149,15 @@ public enum ModelZoo {
         guard let c = stateDict[input + ".weight"], c.shape.count == 4 else {
             throw ModelZooError.invalidArgument("no 4-D '\(input).weight' (the \(name) input convolution)")
         }
+        // The dimensions that do not depend on classes or channels must be the model's own, so a forged
+        // shape ([4000000000, 0]) is refused before a model of that size is allocated.
+        let named = Dictionary(probe.namedTensors().map { ($0.name, $0.tensor.shape) }) { a, _ in a }
+        if let pw = named[classifier + ".weight"], pw.count == 2, w.shape[1] != pw[1] || w.shape[0] < 1 {
+            throw ModelZooError.invalidArgument("'\(classifier).weight' has shape \(w.shape); \(name) needs [classes ≥ 1, \(pw[1])]")
+        }
+        if let pc = named[input + ".weight"], pc.count == 4, c.shape[0] != pc[0] || Array(c.shape[2...]) != Array(pc[2...]) || c.shape[1] < 1 {
+            throw ModelZooError.invalidArgument("'\(input).weight' has shape \(c.shape); \(name) needs [\(pc[0]), channels ≥ 1, \(pc[2]), \(pc[3])]")
+        }
         return (w.shape[0], c.shape[1])
     }
 

@@ -40,7 +40,7 @@ public struct KLDivergenceLoss {
                 var sum = 0.0
                 for j in 0..<c {
                     let pt = exp(logPt[j])
-                    if pt > 0 { sum += pt * (logPt[j] - logPs[j]) }
+                    if pt != 0 { sum += pt * (logPt[j] - logPs[j]) }   // NaN logits give a NaN loss, not 0
                     dzr[j] = Float(gradScale * (exp(logPs[j]) - pt))
                 }
                 total += sum

@@ -55,3 +55,30 @@ public func atomicWrite(_ data: Data, to url: URL) throws {
         close(dirfd)
     }
 }
+
+/// A Foundation file error as a short reason ("No such file or directory", "Permission denied"): the
+/// POSIX error underneath when there is one, never "The operation could not be completed
+/// (NSCocoaErrorDomain error 256)". Callers name the path themselves.
+public func fileErrorReason(_ error: Error) -> String {
+    let ns = error as NSError
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    if ns.domain == NSCocoaErrorDomain {
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileNoSuchFile, .fileReadNoSuchFile: return "No such file or directory"
+        case .fileReadNoPermission, .fileWriteNoPermission: return "Permission denied"
+        case .fileWriteOutOfSpace: return "No space left on device"
+        case .fileWriteVolumeReadOnly: return "Read-only file system"
+        case .fileWriteFileExists: return "File exists"
+        case .fileReadCorruptFile: return "not readable as expected (corrupt or not a regular file)"
+        case .fileReadInapplicableStringEncoding: return "not valid UTF-8 text"
+        case .fileReadTooLarge: return "too large to read"
+        case .fileReadUnknown, .fileWriteUnknown:
+            return "cannot be read (a directory, or an unreadable file)"
+        default: break
+        }
+    }
+    return ns.localizedDescription
+}

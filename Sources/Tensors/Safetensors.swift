@@ -44,7 +44,7 @@ public struct SafetensorsFile {
         do {
             data = try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {
-            throw SafetensorsError(message: "\(url.path): cannot read file: \(error.localizedDescription)")
+            throw SafetensorsError(message: "\(url.path): cannot read file: \(fileErrorReason(error))")
         }
         return try decode(data, source: url.path)
     }
@@ -205,6 +205,15 @@ public struct SafetensorsFile {
             position += t.count * dtype.size
         }
         return Data(out)
+    }
+
+    /// The name of the first tensor (in name order) holding a NaN or an infinity, with the value found.
+    public func firstNonFinite() -> (name: String, value: Float)? {
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!.toPlainForStorage()
+            if let v = t.withUnsafeBufferPointer({ $0.first { !$0.isFinite } }) { return (name, v) }
+        }
+        return nil
     }
 
     /// Writes the file atomically (temporary file + fsync + rename).

@@ -9,6 +9,11 @@ import Tensors
 /// metadata records the architecture so `sqakd eval` needs no `--model` for our own files.
 public enum Checkpoint {
     public static func saveModel(_ model: any Model, to url: URL, metadata: [String: String] = [:]) throws {
+        try modelFile(model, metadata: metadata).write(to: url)
+    }
+
+    /// The model's state dict and metadata as a safetensors file (what `saveModel` writes).
+    public static func modelFile(_ model: any Model, metadata: [String: String] = [:]) -> SafetensorsFile {
         var file = SafetensorsFile()
         for e in model.namedTensors() {
             file.tensors[e.name] = e.tensor
@@ -16,7 +21,15 @@ public enum Checkpoint {
         }
         file.metadata = metadata.merging(["architecture": model.architecture, "classes": "\(model.classes)",
                                           "input_channels": "\(model.inputChannels)", "format": "sqakd-model-1"]) { a, _ in a }
-        try file.write(to: url)
+        return file
+    }
+
+    /// Throws, naming the file and the tensor, when a checkpoint holds a NaN or an infinity (a diverged
+    /// run's weights): such a file must not be evaluated, distilled from or trained on.
+    public static func requireFinite(_ file: SafetensorsFile, _ url: URL) throws {
+        if let bad = file.firstNonFinite() {
+            throw ConfigError("\(url.path): tensor '\(bad.name)' holds \(bad.value) (a diverged run's weights); not used")
+        }
     }
 
     /// Reads a model checkpoint (ours or PyTorch's) and builds the matching zoo model. The candidates are
@@ -27,14 +40,16 @@ public enum Checkpoint {
     /// metadata) before loading. Failure is one line naming the file.
     public static func loadModel(from url: URL, architecture: String? = nil) throws -> any Model {
         let file = try SafetensorsFile.read(url)
+        try requireFinite(file, url)
         let candidates = architecture.map { [$0] } ?? file.metadata["architecture"].map { [$0] } ?? ModelZoo.names
         var lastError: Error?
         for name in candidates {
             do {
                 let implied = try ModelZoo.geometry(of: file.tensors, as: name)
-                let classes = try file.metadata["classes"].map { try integer($0, "classes", url) } ?? implied.classes
-                let inputChannels = try file.metadata["input_channels"].map { try integer($0, "input_channels", url) }
-                    ?? implied.inputChannels
+                let classes = try file.metadata["classes"].map { try integer($0, "classes", url, tensors: implied.classes) }
+                    ?? implied.classes
+                let inputChannels = try file.metadata["input_channels"]
+                    .map { try integer($0, "input_channels", url, tensors: implied.inputChannels) } ?? implied.inputChannels
                 let model = try ModelZoo.make(name, classes: classes, inputChannels: inputChannels, seed: 0)
                 // A QAT checkpoint names its scheme and bit-width; its quantizers come back calibrated
                 // from their stored parameters.
@@ -80,8 +95,11 @@ public enum Checkpoint {
         return out
     }
 
-    private static func integer(_ text: String, _ key: String, _ url: URL) throws -> Int {
+    /// A metadata count, which must agree with what the tensors imply (checked before a model is built,
+    /// so a forged `classes` of 4e9 allocates nothing).
+    private static func integer(_ text: String, _ key: String, _ url: URL, tensors implied: Int) throws -> Int {
         guard let v = Int(text), v >= 1 else { throw ConfigError("\(url.path): metadata \(key) '\(text)' is not a positive integer") }
+        guard v == implied else { throw ConfigError("\(url.path): metadata \(key) \(v) disagrees with the tensors (\(implied))") }
         return v
     }
 }

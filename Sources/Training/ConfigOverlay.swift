@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import Models
 
 /// A JSON-like value of a config key as it was written.
@@ -365,9 +366,41 @@ extension TrainConfig {
         return d
     }
 
-    /// 16 hex digits of FNV-1a-64 over the compact sorted-key JSON of `changedValues`. A key added later
-    /// with a default that keeps the old behaviour leaves every existing id as it was.
+    /// 16 hex digits of FNV-1a-64 over the compact sorted-key JSON of `identityValues`. A key added later
+    /// with a default that keeps the old behaviour leaves every existing id as it was. A student's id
+    /// depends on its teacher's run id, not on where the teacher lives: the same sweep run from another
+    /// directory, or over a moved results root, finds the same run directories.
     public var runID: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return fnv1a64((try? e.encode(identityValues)) ?? Data())
+    }
+
+    /// `changedValues` with `teacher` and `init_from` reduced to what they name (`runReference`).
+    public var identityValues: [String: ConfigValue] {
+        var v = changedValues
+        for key in ["teacher", "init_from"] {
+            if case .string(let path)? = v[key] { v[key] = .string(Self.runReference(path)) }
+        }
+        return v
+    }
+
+    /// The identity of a `teacher` / `init_from` value: a run directory named by its run id (16 hex
+    /// digits, as sweeps name them, or `sqakd train`'s default `<model>-<dataset>…-<id>`) is that id,
+    /// wherever it lives ("results/x/runs/08f44b07b5901a25", "/scratch/r/08f44b07b5901a25/" →
+    /// "08f44b07b5901a25"); any other path (a .safetensors file) counts as written.
+    public static func runReference(_ path: String) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let hex = Set("0123456789abcdef")
+        func isID<S: StringProtocol>(_ s: S) -> Bool { s.count == 16 && s.allSatisfy(hex.contains) }
+        if isID(name) { return name }
+        if name.count > 17, name.dropLast(16).hasSuffix("-"), isID(name.suffix(16)) { return String(name.suffix(16)) }
+        return path
+    }
+
+    /// The run id before ids hashed the teacher's identity (`teacher` / `init_from` hashed as written,
+    /// cwd-relative): what `results migrate` maps from.
+    public var pathRunID: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         return fnv1a64((try? e.encode(changedValues)) ?? Data())
@@ -400,7 +433,7 @@ extension TrainConfig {
     /// Reads a stored JSON config file (see `init(stored:source:)`).
     public static func load(_ url: URL) throws -> TrainConfig {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read \(url.path): \(error.localizedDescription)") }
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read \(url.path): \(fileErrorReason(error))") }
         let source = ConfigSource(url.path)
         guard case .object(let o)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
             throw ConfigError("\(url.path): expected a JSON object of config keys")

@@ -1,14 +1,18 @@
 import Foundation
 import Tensors
 
-/// `sqakd results migrate`: rewrites schema-1 run directories (camelCase `config.json` / `record.json`,
-/// named by the schema-1 run id) to schema 2: snake_case files, the directory renamed to the new run id,
-/// and every `init_from` / `teacher` path component that names an old id replaced by the new id.
+/// `sqakd results migrate`: renames run directories named by an earlier run id to their id now, and
+/// rewrites their files to the current schema:
+/// - schema-1 directories (camelCase `config.json` / `record.json`, named by `TrainConfig.schema1RunID`):
+///   snake_case files;
+/// - directories named by the id that hashed `teacher` / `init_from` as written (`TrainConfig.pathRunID`,
+///   before ids counted a teacher by its run id): the record's `run_id`.
+/// Every `init_from` / `teacher` path component that names an old id is replaced by the new id.
 ///
-/// Idempotent and safe to rerun after an interruption: each directory's old and new ids are both
-/// recomputed from its config (`TrainConfig.schema1RunID` over the config with old paths, `runID` over it
-/// with new paths), so a half-migrated folder is finished, and a migrated one is left as it is. Files are
-/// replaced atomically; a directory is renamed last.
+/// Idempotent and safe to rerun after an interruption: each directory's old and new ids are all
+/// recomputed from its config (each earlier formula over the config with the paths of its time, `runID`
+/// over it with new paths), so a half-migrated folder is finished, and a migrated one is left as it is.
+/// Files are replaced atomically; a directory is renamed last (within its parent folder).
 public struct ResultsMigration {
     public struct Run: Sendable {
         public var directory: URL
@@ -36,7 +40,8 @@ public struct ResultsMigration {
             }
         }
         let names = Set(loaded.map { $0.dir.lastPathComponent })
-        var oldToNew: [String: String] = [:], newToOld: [String: String] = [:]
+        // Any earlier id (schema 1, path-hashing) → new id; new id → the id of each earlier formula.
+        var oldToNew: [String: String] = [:], newToSchema1: [String: String] = [:], newToPath: [String: String] = [:]
         var pending = loaded
         var planned: [(dir: URL, config: TrainConfig, record: RunRecord?, old: String, new: String)] = []
         while !pending.isEmpty {
@@ -44,27 +49,30 @@ public struct ResultsMigration {
             for item in pending {
                 let refs = [item.config.initFrom, item.config.teacher].compactMap { $0 }.flatMap { $0.split(separator: "/").map(String.init) }
                 // Wait for the runs it names that are not mapped yet.
-                if refs.contains(where: { names.contains($0) && oldToNew[$0] == nil && newToOld[$0] == nil && $0 != item.dir.lastPathComponent }) {
+                if refs.contains(where: { names.contains($0) && oldToNew[$0] == nil && newToPath[$0] == nil && $0 != item.dir.lastPathComponent }) {
                     next.append(item)
                     continue
                 }
                 func rewrite(_ path: String?, _ map: [String: String]) -> String? {
                     path.map { p in p.split(separator: "/", omittingEmptySubsequences: false).map { map[String($0)] ?? String($0) }.joined(separator: "/") }
                 }
-                var newConfig = item.config, oldConfig = item.config
-                newConfig.initFrom = rewrite(item.config.initFrom, oldToNew)
-                newConfig.teacher = rewrite(item.config.teacher, oldToNew)
-                oldConfig.initFrom = rewrite(item.config.initFrom, newToOld)
-                oldConfig.teacher = rewrite(item.config.teacher, newToOld)
-                let old = oldConfig.schema1RunID, new = newConfig.runID
+                func config(_ map: [String: String]) -> TrainConfig {
+                    var c = item.config
+                    c.initFrom = rewrite(item.config.initFrom, map)
+                    c.teacher = rewrite(item.config.teacher, map)
+                    return c
+                }
+                let newConfig = config(oldToNew)
+                let schema1 = config(newToSchema1).schema1RunID, path = config(newToPath).pathRunID, new = newConfig.runID
                 let name = item.dir.lastPathComponent
-                if name != old && name != new {
-                    warnings.append("\(item.dir.path): named neither by its schema-1 id \(old) nor by its id \(new); left as it is")
+                guard [schema1, path, new].contains(name) else {
+                    warnings.append("\(item.dir.path): named neither by its schema-1 id \(schema1), nor by its id of before \(path), nor by its id \(new); left as it is")
                     continue
                 }
-                oldToNew[old] = new
-                newToOld[new] = old
-                planned.append((item.dir, newConfig, item.record, old, new))
+                for old in [schema1, path, name] where old != new { oldToNew[old] = new }
+                newToSchema1[new] = schema1
+                newToPath[new] = path
+                planned.append((item.dir, newConfig, item.record, name, new))
             }
             if next.count == pending.count {
                 for item in next { warnings.append("\(item.dir.path): its teacher / init_from runs could not be mapped (a cycle); left as it is") }
@@ -109,7 +117,7 @@ public struct ResultsMigration {
                     throw ConfigError("cannot rename \(run.directory.path) to \(newID): \(target.path) exists")
                 }
                 do { try FileManager.default.moveItem(at: run.directory, to: target) } catch {
-                    throw ConfigError("cannot rename \(run.directory.path) to \(target.path): \(error.localizedDescription)")
+                    throw ConfigError("cannot rename \(run.directory.path) to \(target.path): \(fileErrorReason(error))")
                 }
             }
             changed.append(run)

@@ -127,7 +127,7 @@ enum JSON {
 
     static func decode<T: Decodable>(_ t: T.Type, from url: URL) throws -> T {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read \(url.path): \(error.localizedDescription)") }
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError("cannot read \(url.path): \(fileErrorReason(error))") }
         do { return try JSONDecoder().decode(t, from: data) } catch let e as ConfigError { throw e } catch {
             throw ConfigError("\(url.path) is not a valid \(t) JSON file: \(error)")
         }

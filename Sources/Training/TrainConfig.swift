@@ -122,6 +122,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check(batchSize >= 1, "batch_size", "must be ≥ 1, got \(batchSize)")
         check(evalBatchSize >= 1, "eval_batch_size", "must be ≥ 1, got \(evalBatchSize)")
         positive(lr, "lr")
+        check(momentum >= 0, "momentum", "must be ≥ 0, got \(momentum)")
+        check(!nesterov || momentum > 0 || optimizer != .sgd, "nesterov", "needs momentum > 0 (SGD), got momentum \(momentum)")
         check(weightDecay >= 0 && weightDecay.isFinite, "weight_decay", "must be ≥ 0, got \(weightDecay)")
         check(warmupIterations == 0 || warmupIterations >= 2, "warmup_iterations", "must be 0 or ≥ 2, got \(warmupIterations)")
         check((0..<1).contains(labelSmoothing), "label_smoothing", "must be in [0, 1), got \(labelSmoothing)")

@@ -5,14 +5,20 @@ import Models
 import NN
 import Tensors
 
-/// Trains one full-precision model from a `TrainConfig` into a run directory, resuming from `last` when
-/// the directory already holds an unfinished run of the same config.
+/// Trains one model from a `TrainConfig` into a run directory, resuming from the last committed epoch
+/// when the directory already holds an unfinished run of the same config (same run id).
 ///
 /// Per epoch e (0-based), as the reference's train_fp.py: lr = schedule(e) for every group; one pass over
 /// the shuffled, augmented training set (cross-entropy, backward, optimizer step); evaluation on the test
-/// set; `last` checkpoint (+ `best` when test top-1 improved); record, metrics and log rewritten. The
-/// reference also evaluates the whole training set each epoch for its logs; we report the running
-/// training loss and accuracy of the epoch instead (same information, no extra pass).
+/// set; the epoch committed as one unit (checkpoint, optimizer state, record; then `best` when test top-1
+/// improved; `RunDirectory`), metrics and log rewritten. The reference also evaluates the whole training
+/// set each epoch for its logs; we report the running training loss and accuracy of the epoch instead
+/// (same information, no extra pass).
+///
+/// Divergence stops the run: a non-finite batch loss or teacher output (before the step, so the weights
+/// stay finite), or at an epoch's end a non-finite or huge (> `divergenceLoss`) mean training or test
+/// loss, or a non-finite weight. The record becomes "failed" with the reason and keeps its committed
+/// epochs; that epoch's checkpoint (the last finite one) stays; the error is one line.
 public final class Trainer {
     public let config: TrainConfig
     public let run: RunDirectory
@@ -39,6 +45,8 @@ public final class Trainer {
         var (train, test) = try datasets ?? (kind.load(root: dataRoot, split: .train), kind.load(root: dataRoot, split: .test))
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
         if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
+        guard train.count > 0 else { throw ConfigError("the training set \(train.name) is empty; nothing to train on") }
+        guard test.count > 0 else { throw ConfigError("the test set \(test.name) is empty; every epoch ends with an evaluation on it") }
 
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
                                      augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
@@ -83,11 +91,7 @@ public final class Trainer {
                 let l = r.loss
                 correct += r.correct
                 guard r.stepped else {
-                    record.status = "failed"
-                    record.failure = "loss became \(l) in epoch \(epoch + 1), batch \(batch.index + 1)"
-                    try run.writeRecord(record)
-                    run.appendLog("FAILED: \(record.failure!)")
-                    throw ConfigError("training diverged: \(record.failure!)")
+                    throw diverged(&record, "\(r.cause ?? "loss became \(l)") in epoch \(epoch + 1), batch \(batch.index + 1)")
                 }
                 lossSum += l * Double(batch.count)
                 seen += batch.count
@@ -108,25 +112,32 @@ public final class Trainer {
                                  imagesPerSecond: Double(seen) / trainSeconds)
             m.trainEvalLoss = trainEval?.loss
             m.trainEvalTop1 = trainEval?.top1
+            let meta = setup.checkpointMetadata.merging(["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"]) { a, _ in a }
+            let modelFile = Checkpoint.modelFile(model, metadata: meta)
+            if let cause = Self.divergence(trainLoss: m.trainLoss, testLoss: m.testLoss, model: modelFile) {
+                throw diverged(&record, "\(cause) at the end of epoch \(epoch + 1)")
+            }
             record.epochs.append(m)
             record.lastTop1 = eval.top1
-            let meta = setup.checkpointMetadata.merging(["epoch": "\(epoch + 1)", "test_top1": "\(eval.top1)"]) { a, _ in a }
             let improved = record.bestTop1.map { eval.top1 > $0 } ?? true
             if improved {
                 record.bestTop1 = eval.top1
                 record.bestEpoch = epoch + 1
-                try Checkpoint.saveModel(model, to: run.bestCheckpoint, metadata: meta)
             }
-            // State first, then the model: `last.safetensors` names the epoch the state belongs to.
+            // One unit (RunDirectory): the epoch's files under its own names, then the record (the commit),
+            // then `best` and the removal of the previous epoch's files.
+            let modelBytes = try modelFile.encoded()
             let aux = setup.exportAuxiliary()
             try TrainState(nextEpoch: epoch + 1, optimizers: setup.exportOptimizers(),
                            auxiliary: Dictionary(uniqueKeysWithValues: aux.map { ($0.name, $0.tensor) }),
-                           auxiliaryIntegerKeys: Set(aux.filter(\.isInteger).map(\.name))).save(to: run.lastState)
-            try Checkpoint.saveModel(model, to: run.lastCheckpoint, metadata: meta)
+                           auxiliaryIntegerKeys: Set(aux.filter(\.isInteger).map(\.name))).save(to: run.state(epoch: epoch + 1))
+            try atomicWrite(modelBytes, to: run.checkpoint(epoch: epoch + 1))
             record.wallSeconds += seconds
             record.updatedAt = isoNow()
             if epoch + 1 == config.epochs { record.status = "finished" }
             try run.writeRecord(record)
+            if improved { try atomicWrite(modelBytes, to: run.bestCheckpoint) }
+            run.clean(keeping: epoch + 1)
             let line = String(format: "epoch %d/%d  lr %.5g  train loss %.4f  train %@ %.2f%%  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  %.0f img/s  %@",
                               epoch + 1, config.epochs, lrs[0], m.trainLoss, (step.objective.usesLabels ? "acc" : "agreement") as NSString,
                               m.trainTop1, m.testLoss, m.testTop1, m.testTop5, m.imagesPerSecond, formatDuration(seconds) as NSString)
@@ -166,29 +177,90 @@ public final class Trainer {
         }
     }
 
+    /// The largest mean loss (training or test) of an epoch that is not divergence. A healthy run starts
+    /// near chance (ln C: 2.3 for 10 classes, 5.3 for 200) and goes down; a loss of 1e6 means logits a
+    /// million apart, i.e. weights that have blown up (Adam at lr 1e4 reaches a test loss of 3e14 with
+    /// every number still finite). Set far above anything a converging run or an over-confident
+    /// overfitted one reaches (tens), so it can only stop runs that have already diverged.
+    public static let divergenceLoss = 1e6
+
+    /// Why an epoch counts as diverged, or nil: a non-finite or huge (> `divergenceLoss`) mean training
+    /// or test loss, or a non-finite weight or buffer in the model.
+    static func divergence(trainLoss: Double, testLoss: Double, model: SafetensorsFile) -> String? {
+        for (name, v) in [("training loss", trainLoss), ("test loss", testLoss)] where !(v.isFinite && v <= divergenceLoss) {
+            return v.isFinite ? "\(name) \(v) above the divergence limit \(divergenceLoss)" : "\(name) became \(v)"
+        }
+        if let bad = model.firstNonFinite() { return "weight '\(bad.name)' became \(bad.value)" }
+        return nil
+    }
+
+    /// Records the run as failed with `reason` (the record keeps its committed epochs, and the files of the
+    /// last of them stay: the last finite checkpoint) and returns the one-line error to throw.
+    private func diverged(_ record: inout RunRecord, _ reason: String) -> Error {
+        record.status = "failed"
+        record.failure = "diverged: \(reason)"
+        record.updatedAt = isoNow()
+        do { try run.writeRecord(record) } catch { return error }
+        run.appendLog("FAILED: \(record.failure!)")
+        let kept = record.epochs.isEmpty ? "no epoch had finished, so there is no checkpoint"
+            : "the last finite checkpoint (epoch \(record.epochs.count)) is kept in \(run.url.path)"
+        return ConfigError("training diverged: \(reason); \(kept)")
+    }
+
+    /// Why the checkpoint pair cannot resume the record's `epochs`, or nil: a file missing (committed
+    /// results keep records, not checkpoints), files of another epoch (a kill between the separate renames
+    /// of the layout before epoch units), or non-finite weights.
+    static func unresumable(_ model: URL, _ state: URL, epochs: Int) throws -> String? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: model.path), fm.fileExists(atPath: state.path) else {
+            return "no checkpoint of its epoch \(epochs) (\(model.lastPathComponent), \(state.lastPathComponent))"
+        }
+        let stateEpoch = try TrainState.load(from: state).nextEpoch
+        let file = try SafetensorsFile.read(model)
+        guard stateEpoch == epochs, file.metadata["epoch"] == "\(epochs)" else {
+            return "\(model.lastPathComponent) (epoch \(file.metadata["epoch"] ?? "?")) and \(state.lastPathComponent) (epoch \(stateEpoch)) do not both hold the record's epoch \(epochs)"
+        }
+        if let bad = file.firstNonFinite() { return "\(model.lastPathComponent) holds \(bad.value) in '\(bad.name)'" }
+        return nil
+    }
+
     /// A fresh record, or the record of an interrupted run of the same config with model, quantizers and
-    /// optimizers restored from `last`.
+    /// optimizers restored from its last committed epoch (see `RunDirectory` for the layout), or from the
+    /// `last.safetensors` pair of runs written before epoch units.
     func resumeOrStart(_ setup: TrainingSetup) throws -> RunRecord {
         let fm = FileManager.default
         if fm.fileExists(atPath: run.config.path) {
             let stored = try run.readConfig()
-            guard stored == config else {
-                throw ConfigError("\(run.url.path) holds a run with a different config; choose another --output or delete it")
+            guard stored.runID == config.runID else {
+                throw ConfigError("\(run.url.path) holds a run with a different config (run id \(stored.runID), this one \(config.runID)); choose another --output or delete it")
             }
+            // Same run, its teacher now elsewhere (a moved results root): the config names where it is now.
+            if stored != config { try atomicWrite(config.storedJSON(), to: run.config) }
         } else {
             try atomicWrite(config.storedJSON(), to: run.config)
         }
-        if fm.fileExists(atPath: run.record.path), fm.fileExists(atPath: run.lastCheckpoint.path) {
+        if fm.fileExists(atPath: run.record.path) {
             var record = try run.readRecord()
-            if record.status == "finished", record.epochs.count >= config.epochs { return record }
-            let state = try TrainState.load(from: run.lastState)
-            let file = try SafetensorsFile.read(run.lastCheckpoint)
-            guard file.metadata["epoch"] == "\(state.nextEpoch)" else {
-                throw ConfigError("\(run.url.path): last.safetensors and last.state.safetensors belong to different epochs; delete them to restart the run")
+            record.config = config
+            let epochs = record.epochs.count
+            run.clean(keeping: epochs)
+            if epochs > 0 {
+                let (modelURL, stateURL) = fm.fileExists(atPath: run.checkpoint(epoch: epochs).path)
+                    ? (run.checkpoint(epoch: epochs), run.state(epoch: epochs)) : run.legacyCheckpoint
+                if let problem = try Self.unresumable(modelURL, stateURL, epochs: epochs) {
+                    // Committed results keep records, not checkpoints: a finished run is trained again
+                    // (same numbers) when its checkpoints are needed.
+                    run.appendLog("starting over: \(problem)")
+                    progress.finish("\(run.url.path): \(problem); starting the run over")
+                } else {
+                    try run.publishBest(record, epoch: epochs)
+                    if record.status == "finished", epochs >= config.epochs { return record }
+                    let state = try TrainState.load(from: stateURL)
+                    let file = try SafetensorsFile.read(modelURL)
+                    try setup.restore(model: file.tensors, optimizers: state.optimizers, auxiliary: state.auxiliary)
+                    return record
+                }
             }
-            try setup.restore(model: file.tensors, optimizers: state.optimizers, auxiliary: state.auxiliary)
-            record.epochs = Array(record.epochs.prefix(state.nextEpoch))
-            return record
         }
         let now = isoNow()
         return RunRecord(runID: config.runID, status: "running", failure: nil, config: config, system: SystemInfo.current(),

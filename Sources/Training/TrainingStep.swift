@@ -14,7 +14,8 @@ import Tensors
 /// activations to the objective and feeds its dL/dfeature back into the student's backward at the same
 /// places. The objective's own parameters (`LossMix.module`) get their gradients inside `evaluate` and are
 /// stepped by the model optimizer (`TrainingSetup`).
-/// A non-finite loss stops the step before backward, so a diverged batch leaves the weights as they were.
+/// A non-finite loss or teacher output stops the step before backward, so a diverged batch leaves the
+/// weights as they were.
 final class TrainingStep {
     let setup: TrainingSetup
     let objective: LossMix
@@ -26,6 +27,8 @@ final class TrainingStep {
         var correct: Int
         /// False when the loss was not finite and nothing was updated.
         var stepped: Bool
+        /// Why it did not step, when the loss alone does not say it (a non-finite teacher output).
+        var cause: String? = nil
     }
 
     /// Student and teacher taps at the objective's feature paths (module paths), in `featurePaths` order.
@@ -58,6 +61,9 @@ final class TrainingStep {
         let value = objective.evaluate(student: student, teacher: teacher, labels: labels)
         let correct = objective.usesLabels || teacher == nil
             ? topKCorrect(logits, labels: labels, k: 1) : agreement(logits, teacher!.logits)
+        if let t = teacher?.logits, t.withUnsafeBufferPointer({ $0.contains { !$0.isFinite } }) {
+            return Result(loss: value.loss, correct: correct, stepped: false, cause: "the teacher's logits are not finite")
+        }
         guard value.loss.isFinite else { return Result(loss: value.loss, correct: correct, stepped: false) }
         for (path, tap) in studentTaps { tap.injectedGradient = value.dFeatures[path] }
         _ = setup.student.backward(value.dLogits ?? Tensor.zeros(like: logits))

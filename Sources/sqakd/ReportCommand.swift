@@ -17,7 +17,7 @@ struct ReportCommand: ParsableCommand {
         var names = suites
         if names.isEmpty {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: "suites")) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
-            guard !files.isEmpty else { throw ValidationError("no suites given and none found in suites/") }
+            guard !files.isEmpty else { throw SuiteError("no suites given and none found in suites/ (run from the repository root, or name suite files)") }
             names = files.map { "suites/\($0)" }
         }
         let loaded = try names.map { try Suite.load(try Suite.locate($0)) }
@@ -42,7 +42,7 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Smallest tolerance, in accuracy points.") var floor: Double = 0.5
 
     func run() throws {
-        guard sigmas >= 0, floor >= 0 else { throw ValidationError("--sigmas and --floor must be ≥ 0") }
+        guard sigmas >= 0, floor >= 0, sigmas.isFinite, floor.isFinite else { throw ValidationError("--sigmas and --floor must be finite and ≥ 0") }
         let s = try Suite.load(try Suite.locate(suite))
         let new = RegressionCheck.numbers(try SuiteResults.load(suite: s, resultsRoot: URL(fileURLWithPath: results), budget: budget))
         let stored = try RegressionCheck.stored(against, suite: s, budget: budget)

@@ -24,8 +24,18 @@ struct EngineOptions: ParsableArguments {
 
     func apply() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
-        Threads.set(threads)
+        Threads.set(cappedThreads(threads))
     }
+}
+
+/// `requested` threads, capped at the cores this process may run on (with a one-line notice on standard
+/// error): more threads than cores only slow the kernels down, and a thousand would start a thousand
+/// threads per pool. The count that runs is the one the results are bit-identical for.
+func cappedThreads(_ requested: Int, flag: String = "--threads") -> Int {
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    guard requested > cores else { return requested }
+    FileHandle.standardError.write(Data("note: \(flag) \(requested) is more than the \(cores) core(s) available; using \(cores)\n".utf8))
+    return cores
 }
 
 struct Train: ParsableCommand {
@@ -53,6 +63,8 @@ struct Train: ParsableCommand {
         if let parent = ProcessInfo.processInfo.environment["SQAKD_SWEEP_PARENT"].flatMap(Int32.init) {
             _ = sqakd_die_with_parent(parent)
         }
+        // Line-buffered even into a file, so "run directory: …" cannot land after the error it preceded.
+        setvbuf(stdout, nil, _IOLBF, 0)
         try engine.apply()
         var layers: [ConfigOverlay] = []
         if let path = config { layers.append(try ConfigFile.overlay(path)) }
@@ -135,7 +147,7 @@ struct Eval: ParsableCommand {
         let test = try kind.load(root: dataRoot, split: .test)
         let net = try Checkpoint.loadModel(from: URL(fileURLWithPath: checkpoint), architecture: model)
         guard net.classes == test.classCount else {
-            throw ValidationError("the checkpoint has \(net.classes) classes but \(dataset) has \(test.classCount)")
+            throw ConfigError("\(checkpoint) has \(net.classes) classes but \(dataset) has \(test.classCount)")
         }
         let r = try evaluate(net, on: test, batchSize: batch)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.6f", net.architecture, dataset, r.count, r.top1, r.top5, r.loss))
@@ -160,7 +172,7 @@ struct DataCommand: ParsableCommand {
         func run() throws {
             let v = try DatasetKind(id: dataset).verify(root: dataRoot)
             print(v.description)
-            if !v.complete { throw ExitCode(1) }
+            if !v.ok { throw ExitCode(1) }
         }
     }
 }

@@ -36,7 +36,7 @@ struct SweepCommand: ParsableCommand {
         func run() throws {
             let plan = try selection.plan(suite, only: only)
             let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            let executor = try LocalExecutor(plan: plan, executable: exe, jobs: jobs, threads: threads, dataRoot: dataRoot)
+            let executor = try LocalExecutor(plan: plan, executable: exe, jobs: jobs, threads: threads >= 1 ? cappedThreads(threads) : threads, dataRoot: dataRoot)
             let summary = try Sweep(plan: plan, executor: executor, dataRoot: dataRoot).run()
             if !summary.failures.isEmpty { throw ExitCode(1) }
         }

@@ -37,8 +37,9 @@ struct SweepTests {
         // A fresh clone has records but no checkpoints: a missing student is trained, and the teacher it
         // needs is trained again first, to the same numbers.
         let plan = try Plan(suite: try Suite.load(repoRoot.appendingPathComponent("suites/smoke.yaml")), resultsRoot: results)
-        for f in [plan.teachers[0].runDirectory.bestCheckpoint, plan.teachers[0].runDirectory.lastCheckpoint] {
-            try FileManager.default.removeItem(at: f)
+        let teacherDir = plan.teachers[0].directory
+        for f in try FileManager.default.contentsOfDirectory(atPath: teacherDir.path) where f.hasSuffix(".safetensors") {
+            try FileManager.default.removeItem(at: teacherDir.appendingPathComponent(f))
         }
         try FileManager.default.removeItem(at: plan.students[0].directory)
         let clone = try sqakd(["sweep", "run", "smoke", "--results", results.path, "--jobs", "2", "--threads", "2"])

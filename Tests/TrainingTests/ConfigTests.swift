@@ -196,7 +196,8 @@ struct ConfigTests {
         student.initFrom = "results/fashion-mnist/runs/b48c292223dd026c"
         #expect(student.schema1RunID == "03535189e84d1c5d")
         student.initFrom = "results/fashion-mnist/runs/08f44b07b5901a25"
-        #expect(student.runID == "7d81e4ce9956ecde")
+        #expect(student.pathRunID == "7d81e4ce9956ecde")   // the folder name while ids hashed the teacher's path
+        #expect(student.runID == "53983b49d7ba2dbb")       // its id now: the teacher counted by its run id
     }
 
     @Test func schema1RecordsAreRead() throws {

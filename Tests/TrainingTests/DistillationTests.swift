@@ -65,15 +65,15 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
         let a = try runTrainer(kd, dirs[0], data: data)
         let b = try runTrainer(kd, dirs[1], data: (zeros, data.test))
         #expect(a.epochs.map(\.numbers) == b.epochs.map(\.numbers))
-        #expect(try Data(contentsOf: dirs[0].appendingPathComponent("last.safetensors"))
-                == Data(contentsOf: dirs[1].appendingPathComponent("last.safetensors")))
+        #expect(try lastModel(dirs[0])
+                == lastModel(dirs[1]))
 
         let ce = studentConfig(teacher: teacherDir, distill: false)
         let c = try runTrainer(ce, dirs[2], data: data)
         let d = try runTrainer(ce, dirs[3], data: (zeros, data.test))
         #expect(c.epochs.map(\.numbers) != d.epochs.map(\.numbers))
-        #expect(try Data(contentsOf: dirs[2].appendingPathComponent("last.safetensors"))
-                != Data(contentsOf: dirs[3].appendingPathComponent("last.safetensors")))
+        #expect(try lastModel(dirs[2])
+                != lastModel(dirs[3]))
     }
 
     /// A QAT+SQAKD run interrupted after epoch 1 and resumed ends bit-identical to an uninterrupted one
@@ -89,9 +89,9 @@ func runTrainer(_ config: TrainConfig, _ dir: URL, data: (train: Dataset, test: 
         #expect(partial.epochs.count == 1)
         let resumed = try runTrainer(config, b, data: data)
         #expect(resumed.epochs.map(\.numbers) == straight.epochs.map(\.numbers))
-        #expect(try Data(contentsOf: a.appendingPathComponent("last.safetensors")) == Data(contentsOf: b.appendingPathComponent("last.safetensors")))
+        #expect(try lastModel(a) == lastModel(b))
         // The quantized checkpoint carries every quantizer parameter under the reference's QConv names.
-        let keys = try SafetensorsKeys(b.appendingPathComponent("last.safetensors"))
+        let keys = try SafetensorsKeys(#require(RunDirectory(b).committedCheckpoint()))
         for k in ["layer1.0.conv1.uW", "layer1.0.conv1.lA", "layer3.2.conv2.output_scale", "layer1.0.conv1.weight"] {
             #expect(keys.contains(k), "missing \(k)")
         }

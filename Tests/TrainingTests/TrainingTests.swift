@@ -12,6 +12,11 @@ func temporaryDirectory(_ label: String) -> URL {
     return url
 }
 
+/// The bytes of a run's last committed model checkpoint (`epoch-NNNN.safetensors`).
+func lastModel(_ dir: URL) throws -> Data {
+    try Data(contentsOf: #require(RunDirectory(dir).committedCheckpoint(), "no committed checkpoint in \(dir.path)"))
+}
+
 func quietTrainer(_ config: TrainConfig, _ dir: URL) -> Trainer {
     let t = Trainer(config: config, runDirectory: dir)
     t.progress.quiet = true
@@ -48,7 +53,7 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
         #expect(top1 > 30, "test top-1 after 2 epochs on 3k images: \(top1)%")
         #expect(record.epochs[1].trainLoss < record.epochs[0].trainLoss)
         // Run directory contents.
-        for f in ["config.json", "record.json", "metrics.csv", "log.txt", "last.safetensors", "last.state.safetensors", "best.safetensors"] {
+        for f in ["config.json", "record.json", "metrics.csv", "log.txt", "epoch-0002.safetensors", "epoch-0002.state.safetensors", "best.safetensors"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "missing \(f)")
         }
         let csv = try String(contentsOf: dir.appendingPathComponent("metrics.csv"), encoding: .utf8)
@@ -74,8 +79,8 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
 
         #expect(resumed.status == "finished")
         #expect(resumed.epochs.map(\.numbers) == straight.epochs.map(\.numbers))
-        let wa = try Data(contentsOf: a.appendingPathComponent("last.safetensors"))
-        let wb = try Data(contentsOf: b.appendingPathComponent("last.safetensors"))
+        let wa = try lastModel(a)
+        let wb = try lastModel(b)
         #expect(wa == wb, "final checkpoints differ")
     }
 
@@ -86,7 +91,7 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
         defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
         let ra = try quietTrainer(config, a).train(), rb = try quietTrainer(config, b).train()
         #expect(ra.epochs.map(\.numbers) == rb.epochs.map(\.numbers))
-        #expect(try Data(contentsOf: a.appendingPathComponent("last.safetensors")) == Data(contentsOf: b.appendingPathComponent("last.safetensors")))
+        #expect(try lastModel(a) == lastModel(b))
     }
 
     @Test func configErrors() throws {
