@@ -374,11 +374,19 @@ extension TrainConfig {
 
     /// The run id of record schema 1: FNV-1a-64 of the full camelCase pretty sorted-key JSON (what
     /// `results migrate` maps from).
+    /// Keys that schema 1 did not have leave its hash: the JSON is re-encoded without them (same encoder,
+    /// same text for every other value).
     public var schema1RunID: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return fnv1a64((try? e.encode(self)) ?? Data())
+        let full = (try? e.encode(self)) ?? Data()
+        guard var o = try? JSONDecoder().decode([String: ConfigValue].self, from: full) else { return fnv1a64(full) }
+        for k in TrainConfig.postSchema1Properties { o[k] = nil }
+        return fnv1a64((try? e.encode(o)) ?? full)
     }
+
+    /// Properties added after record schema 1 (issue 13's quirk variants).
+    static let postSchema1Properties = ["ewgsDeltaUpdateEvery", "ewgsDeltaProbe", "fpEdgeLayers"]
 
     /// A stored config (`config.json`, a record's `config`): its keys over `TrainConfig()`, no recipe, strict
     /// on keys and types. Schema-1 files (camelCase keys) are read too.
