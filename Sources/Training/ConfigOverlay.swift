@@ -408,6 +408,8 @@ extension TrainConfig {
 
     /// The run id of record schema 1: FNV-1a-64 of the full camelCase pretty sorted-key JSON (what
     /// `results migrate` maps from).
+    /// Keys that schema 1 did not have leave its hash: the JSON is re-encoded without them (same encoder,
+    /// same text for every other value).
     public var schema1RunID: String {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
