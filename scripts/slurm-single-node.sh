@@ -43,6 +43,11 @@ stop_pidfile() {
 
 start() {
     need
+    # The daemons must not inherit our caller's pipes or sockets (a caller waiting for this script's end,
+    # such as Foundation's Process, would wait for the daemons too).
+    for fd in $(ls /proc/$$/fd); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+    done
     PATH=$PATH:/usr/sbin
     [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null && die "already running in $dir (stop it first)"
     mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log"
