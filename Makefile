@@ -1,7 +1,8 @@
 # SQAKDBench. `make setup` once on a fresh Debian 12 machine, then `make test`.
 SWIFT ?= swift
 # What the build and the tests need; PyTorch only serves the golden-file and comparison scripts.
-TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config
+# slurm-wlm and munge: the single-node Slurm test (scripts/slurm-single-node.sh) runs the smoke suite through sbatch.
+TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config slurm-wlm munge
 APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 

@@ -31,9 +31,10 @@ public struct RunEnd: Sendable {
 /// jobs, never truth: `Sweep` decides what starts (`SweepScheduler`) and reads whether a run finished from
 /// its record, so a sweep can always be rerun.
 ///
-/// A queue executor (Slurm) accepts every run at once (`slots` unbounded), including students whose teacher
-/// is still queued (`ordersDependencies`: it submits them with `--dependency=afterok:<teacher job>`), gets
-/// each batch as one job array, and reports ends from `squeue` plus the records.
+/// A queue executor (`SlurmExecutor`) accepts every run at once (`slots` unbounded), including students
+/// whose teacher is still queued (`ordersDependencies`: it submits them with
+/// `--dependency=afterok:<teacher task>`), gets each batch as job arrays, reports ends from `squeue` plus the
+/// records, and adopts the tasks an earlier sweep left in the queue.
 public protocol Executor: AnyObject {
     /// How the runs are trained, for the sweep's header line (e.g. "2 job(s), 1 thread(s) per teacher,
     /// 1 per student").
@@ -46,9 +47,17 @@ public protocol Executor: AnyObject {
     /// Starts `runs` (one batch, in plan order; a queue may submit it as one job array). Returns the runs
     /// that could not start, with the reason; the others are running.
     func start(_ runs: [PlannedRun]) -> [(run: PlannedRun, reason: String)]
-    /// Waits until at least one started run has ended; returns every run that has ended since the last
-    /// call, in start order. Returns [] at once when nothing is running.
-    func waitForEnds() -> [RunEnd]
+    /// Waits until at least one started run has ended, or `timeout` seconds (nil: no limit); returns every
+    /// run that has ended since the last call, in start order. Returns [] at once when nothing is running.
+    func waitForEnds(timeout: Double?) -> [RunEnd]
+    /// Of `runs` (not handed out by this sweep), those the executor already holds, such as tasks an
+    /// earlier sweep left in the Slurm queue; it reports their ends like those of started runs.
+    func adopt(_ runs: [PlannedRun]) -> [(run: PlannedRun, note: String)]
+}
+
+extension Executor {
+    public func waitForEnds() -> [RunEnd] { waitForEnds(timeout: nil) }
+    public func adopt(_ runs: [PlannedRun]) -> [(run: PlannedRun, note: String)] { [] }
 }
 
 extension PlannedRun {

@@ -66,11 +66,15 @@ public final class LocalExecutor: Executor {
         return refused
     }
 
-    public func waitForEnds() -> [RunEnd] {
+    public func waitForEnds(timeout: Double?) -> [RunEnd] {
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
         while !running.isEmpty {
             Thread.sleep(forTimeInterval: Self.pollInterval)
             let ended = running.filter { !$0.process.isRunning }
-            guard !ended.isEmpty else { continue }
+            guard !ended.isEmpty else {
+                if let d = deadline, Date() >= d { return [] }
+                continue
+            }
             running.removeAll { job in ended.contains { $0.run.id == job.run.id } }
             return ended.map { job in
                 try? job.console.close()
@@ -84,13 +88,14 @@ public final class LocalExecutor: Executor {
     }
 
     /// Launches `sqakd train --config <dir>/config.json --output <dir>` with its console going to
-    /// `<dir>/console.txt` (appended; a header line names the command).
+    /// `<dir>/console.txt`, opened in append mode (a header line names the command): two processes writing
+    /// it (two sweeps, a resubmitted Slurm task) add lines, never overwrite each other's.
     func launch(_ r: PlannedRun) throws -> Job {
         let dir = r.runDirectory
         let consoleURL = r.consoleURL
-        if !FileManager.default.fileExists(atPath: consoleURL.path) { _ = FileManager.default.createFile(atPath: consoleURL.path, contents: nil) }
-        guard let console = FileHandle(forWritingAtPath: consoleURL.path) else { throw SuiteError("cannot open \(consoleURL.path)") }
-        console.seekToEndOfFile()
+        let fd = open(consoleURL.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SuiteError("cannot open \(consoleURL.path): \(String(cString: strerror(errno)))") }
+        let console = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         var args = ["train", "--config", dir.config.path, "--output", dir.url.path, "--threads", "\(threads(teacher: r.cell.isTeacher))"]
         if let root = dataRoot { args += ["--data-root", root] }
         console.write(Data("\n# \(isoTimestamp()) sweep \(suiteName): \(executable.path) \(args.joined(separator: " "))\n".utf8))

@@ -5,8 +5,10 @@ import Training
 /// What the disk says about a planned run.
 public enum RunState: Equatable, Sendable {
     case pending
-    /// Being trained now (another process holds the run's lock).
+    /// Being trained now (a process holds the run's lock, or its Slurm task has started).
     case running(epochsDone: Int)
+    /// Submitted to Slurm and waiting in its queue (`slurm.json` names a task squeue lists as pending).
+    case queued(task: String)
     /// Started, stopped before its last epoch; the next sweep resumes it.
     case interrupted(epochsDone: Int)
     case finished
@@ -16,6 +18,7 @@ public enum RunState: Equatable, Sendable {
         switch self {
         case .pending: return "·"
         case .running: return "▶"
+        case .queued: return "○"
         case .interrupted: return "…"
         case .finished: return "✓"
         case .failed: return "✗"
@@ -24,13 +27,17 @@ public enum RunState: Equatable, Sendable {
 
     public var isFinished: Bool { self == .finished }
 
-    /// Reads the state of `run` (record, failure note, lock).
-    public static func of(_ run: PlannedRun) -> RunState {
+    /// Reads the state of `run` (record, failure note, lock and, when `queue` is given, its Slurm task).
+    public static func of(_ run: PlannedRun, queue: SlurmQueueSnapshot? = nil) -> RunState {
         let dir = run.runDirectory
         let record = try? dir.readRecord()
         if let r = record, r.status == "finished", r.config.runID == run.id, r.epochs.count >= run.config.epochs { return .finished }
         let done = record?.epochs.count ?? 0
         if RunLock.isHeld(dir) { return .running(epochsDone: done) }
+        if let q = queue, let job = SlurmJob.read(dir), let entry = q.entry(job) {
+            // A started task that has not taken the lock yet is starting up: running.
+            return entry.state == "PENDING" ? .queued(task: job.task) : .running(epochsDone: done)
+        }
         if let f = SweepFailure.read(dir) { return .failed(reason: f.reason) }
         if let r = record, r.status == "failed" { return .failed(reason: r.failure ?? "failed") }
         if record != nil { return .interrupted(epochsDone: done) }

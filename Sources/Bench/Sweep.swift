@@ -7,6 +7,10 @@ public struct SweepSummary: Sendable {
     public var total: Int
     public var alreadyFinished: Int
     public var finished: Int
+    /// Runs finished by another process (another sweep, a Slurm task) while this sweep waited for them.
+    public var finishedElsewhere: Int
+    /// Runs handed to the executor and not waited for (`Sweep.waitsForRuns` false: submitted to Slurm).
+    public var leftRunning: Int
     /// Label and reason of every run that failed or could not start (its teacher failed).
     public var failures: [(label: String, reason: String)]
     public var wallSeconds: Double
@@ -18,10 +22,20 @@ public struct SweepSummary: Sendable {
 /// says whether it finished. Finished runs are skipped (their id is the hash of the resolved config),
 /// interrupted ones resume from their last checkpoint, and a failed run is recorded (`failure.json`, with
 /// the reason) while the sweep goes on; rerunning a sweep picks up where it stopped.
+///
+/// Two sweeps (or a sweep and a Slurm task, or a hand-started `sqakd train`) may share a results folder:
+/// whoever trains a run holds its lock (`RunLock`), a run locked by another process is *elsewhere* (waited
+/// for, then read from its record: finished there, failed there, or taken over when the other process
+/// stopped early), its students wait for it, and nothing is trained twice.
 public final class Sweep {
     public let plan: Plan
     public let executor: any Executor
     public let dataRoot: String?
+    /// Wait for the runs handed out to end (default). False: stop once everything that can be handed out
+    /// has been (a Slurm sweep that submits and leaves; `sweep status` follows it).
+    public var waitsForRuns = true
+    /// Seconds between two looks at the locks of runs trained elsewhere.
+    public var elsewherePoll = 0.5
     let say: (String) -> Void
 
     public init(plan: Plan, executor: any Executor, dataRoot: String? = nil,
@@ -61,11 +75,16 @@ public final class Sweep {
         for r in scheduler.retrained {
             say("\(r.label) is finished but its checkpoint is not here; training it again for its students")
         }
+        let adopted = executor.adopt(scheduler.waiting + scheduler.elsewhere)
+        scheduler.adopt(adopted.map(\.run.id))
         let total = plan.runs.count
         let alreadyFinished = scheduler.alreadyFinished
-        for r in scheduler.waiting { eta.add(eta.cost(of: r, epochsDone: Self.epochsDone(r))) }
+        for r in scheduler.waiting + adopted.map(\.run) { eta.add(eta.cost(of: r, epochsDone: Self.epochsDone(r))) }
+        var more = ""
+        if !adopted.isEmpty { more += ", \(adopted.count) already queued" }
+        if scheduler.elsewhereCount > 0 { more += ", \(scheduler.elsewhereCount) being trained by another process" }
         say("sweep \(plan.suite.name), budget \(plan.budget.name) (\(plan.budget.summary)), \(plan.seeds) seed(s): \(total) runs, "
-            + "\(alreadyFinished) already finished, \(scheduler.waitingCount) to train; \(executor.summary); "
+            + "\(alreadyFinished) already finished, \(scheduler.waitingCount) to train\(more); \(executor.summary); "
             + "results in \(plan.runsDirectory.relativePathForDisplay)")
 
         var failures: [(String, String)] = []
@@ -83,6 +102,35 @@ public final class Sweep {
             ended += 1
             failures.append((r.label, reason))
             try? SweepFailure(runID: r.id, reason: reason, exitStatus: exitStatus, at: isoTimestamp()).write(r.runDirectory)
+        }
+        var finishedElsewhere = 0
+        func sayElsewhere(_ r: PlannedRun) {
+            let owner = RunLock.owner(r.runDirectory).map { " (\($0))" } ?? ""
+            say("\(counter()) elsewhere \(r.label): being trained by another process\(owner); waiting for it")
+        }
+        for (r, note) in adopted { say("\(counter()) queued \(r.label)  (\(r.id)): \(note)") }
+        for r in scheduler.elsewhere { sayElsewhere(r) }
+        /// Runs trained elsewhere whose lock is free now: finished or failed there, or back to this sweep.
+        func lookElsewhere() {
+            for r in scheduler.elsewhere where !RunLock.isHeld(r.runDirectory) {
+                let state = RunState.of(r)
+                switch scheduler.elsewhereEnded(r.id, state: state) {
+                case .finished:
+                    ended += 1
+                    finishedElsewhere += 1
+                    let rec = try? r.runDirectory.readRecord()
+                    say("\(counter()) done   \(r.label)  (trained elsewhere) best \(String(format: "%.2f", rec?.bestTop1 ?? .nan))%")
+                case .failed(let reason):
+                    ended += 1
+                    failures.append((r.label, reason))
+                    say("\(counter()) FAILED \(r.label) (elsewhere): \(reason)")
+                case .waiting:
+                    eta.add(eta.cost(of: r, epochsDone: Self.epochsDone(r)))
+                    say("\(r.label): the other process stopped before the end; training it here")
+                case .elsewhere, .started:
+                    break
+                }
+            }
         }
 
         while !scheduler.isComplete {
@@ -117,16 +165,29 @@ public final class Sweep {
                     }
                 }
             } while !steps.isEmpty
-            if scheduler.startedCount == 0 {
+            if !waitsForRuns { break }
+            if scheduler.startedCount == 0 && scheduler.elsewhereCount == 0 {
                 // Nothing can start: every remaining student waits on a teacher that is not in this plan.
                 for r in scheduler.abandonWaiting() { failures.append((r.label, SweepScheduler.teacherMissing)) }
                 break
             }
-            for end in executor.waitForEnds() {
+            var ends: [RunEnd] = []
+            if scheduler.startedCount == 0 {
+                Thread.sleep(forTimeInterval: elsewherePoll)
+            } else {
+                ends = executor.waitForEnds(timeout: scheduler.elsewhereCount > 0 ? elsewherePoll : nil)
+            }
+            for end in ends {
                 let r = end.run
                 let cost = costs.removeValue(forKey: r.id) ?? 0
                 let record = try? r.runDirectory.readRecord()
-                if end.exitedCleanly, let rec = record, rec.status == "finished", rec.epochs.count >= r.config.epochs {
+                let finished = record.map { $0.status == "finished" && $0.epochs.count >= r.config.epochs } ?? false
+                if !finished, end.exitStatus == RunLock.busyExitStatus || RunLock.isHeld(r.runDirectory) {
+                    // Another process took the run's lock first: it trains the run; this sweep waits for it.
+                    scheduler.movedElsewhere(r.id)
+                    eta.ended(cost, seconds: 0, finished: false)
+                    sayElsewhere(r)
+                } else if end.exitedCleanly, let rec = record, finished {
                     SweepFailure.clear(r.runDirectory)
                     scheduler.finished(r.id)
                     ended += 1
@@ -140,15 +201,27 @@ public final class Sweep {
                     say("\(counter()) FAILED \(r.label): \(end.reason)  · \(etaText())")
                 }
             }
+            lookElsewhere()
         }
         let wall = Date().timeIntervalSince(started)
         let finished = scheduler.finishedCount
-        let trained = finished - alreadyFinished
-        say("sweep \(plan.suite.name): \(finished)/\(total) runs finished (\(trained) trained now, \(alreadyFinished) before), "
+        let trained = finished - alreadyFinished - finishedElsewhere
+        let leftRunning = scheduler.startedCount
+        if leftRunning > 0 {
+            say("sweep \(plan.suite.name): \(leftRunning) run(s) handed to the executor and not waited for; "
+                + "`sqakd sweep status` follows them, and `sqakd sweep run` again submits only what is neither finished nor queued")
+        }
+        let notHandedOut = scheduler.waitingCount + scheduler.elsewhereCount
+        if !waitsForRuns, notHandedOut > 0 {
+            say("sweep \(plan.suite.name): \(notHandedOut) run(s) not handed out: being trained by another process, or waiting for a "
+                + "teacher that is; run the sweep again once it has finished")
+        }
+        say("sweep \(plan.suite.name): \(finished)/\(total) runs finished (\(trained) trained now, \(alreadyFinished) before"
+            + (finishedElsewhere > 0 ? ", \(finishedElsewhere) elsewhere" : "") + "), "
             + "\(failures.count) failed, in \(formatDuration(wall))")
         for (label, reason) in failures { say("  failed: \(label): \(reason)") }
-        return SweepSummary(total: total, alreadyFinished: alreadyFinished, finished: finished,
-                            failures: failures, wallSeconds: wall)
+        return SweepSummary(total: total, alreadyFinished: alreadyFinished, finished: finished, finishedElsewhere: finishedElsewhere,
+                            leftRunning: leftRunning, failures: failures, wallSeconds: wall)
     }
 
     static func epochsDone(_ r: PlannedRun) -> Int { (try? r.runDirectory.readRecord())?.epochs.count ?? 0 }

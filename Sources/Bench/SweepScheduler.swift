@@ -34,8 +34,11 @@ public struct StoreSnapshot: Sendable {
 ///   it is trained again first (same config, same numbers); `retrained` lists those.
 /// * Pending, interrupted and failed runs are trained (an interrupted one resumes from its checkpoint, a
 ///   failed one is tried again).
-/// * A run the store says is running (another process holds its lock) stops the sweep before anything
-///   starts: one sweep per results folder at a time.
+/// * A run the store says is running (another process holds its lock: another sweep, a Slurm task, a hand-started
+///   `sqakd train`) is *elsewhere*: not started, not failed; the sweep waits for it and then reads its state
+///   (`elsewhereEnded`). Its students wait for it like for a teacher of this sweep. A started run whose
+///   process found the lock taken comes back the same way (`movedElsewhere`).
+/// * Runs the executor already holds (queued by an earlier sweep, `adopt`) count as started.
 /// * Runs are handed out in plan order (teachers first, then students seed by seed), at most `limit` per
 ///   call. A student is handed out once its teacher has finished or, for an executor that orders
 ///   dependencies itself (`Executor.ordersDependencies`, Slurm's `afterok`), once its teacher has started.
@@ -50,6 +53,8 @@ public struct SweepScheduler: Sendable {
         case waiting
         /// Handed to the executor, not ended yet.
         case started
+        /// Being trained by another process; waited for, never handed out while it is.
+        case elsewhere
         case finished
         case failed(reason: String)
     }
@@ -87,8 +92,8 @@ public struct SweepScheduler: Sendable {
                     finished += 1
                 }
             case .running:
-                throw SuiteError("\(r.label) (\(r.directory.relativePathForDisplay)) is being trained by another process; one sweep per results folder at a time")
-            case .pending, .interrupted, .failed:
+                phases[r.id] = .elsewhere
+            case .pending, .queued, .interrupted, .failed:
                 phases[r.id] = .waiting
             }
         }
@@ -103,14 +108,17 @@ public struct SweepScheduler: Sendable {
     /// Runs handed out and not ended.
     public var startedCount: Int { phases.values.reduce(0) { $0 + ($1 == .started ? 1 : 0) } }
     public var finishedCount: Int { phases.values.reduce(0) { $0 + ($1 == .finished ? 1 : 0) } }
+    /// Runs being trained by another process, in plan order.
+    public var elsewhere: [PlannedRun] { runs.filter { phases[$0.id] == .elsewhere } }
+    public var elsewhereCount: Int { phases.values.reduce(0) { $0 + ($1 == .elsewhere ? 1 : 0) } }
     public var failedCount: Int {
         phases.values.reduce(0) { n, p in
             if case .failed = p { return n + 1 }
             return n
         }
     }
-    /// Nothing waiting, nothing started.
-    public var isComplete: Bool { waitingCount == 0 && startedCount == 0 }
+    /// Nothing waiting, started or trained elsewhere.
+    public var isComplete: Bool { waitingCount == 0 && startedCount == 0 && elsewhereCount == 0 }
 
     /// The next decisions, in plan order: up to `limit` runs to start (marked started) and, on the way,
     /// the students of failed teachers (marked failed). `teacherStartedSuffices`: a student may start while
@@ -149,6 +157,35 @@ public struct SweepScheduler: Sendable {
     public mutating func failed(_ id: String, reason: String) {
         precondition(phases[id] == .started, "scheduler: \(id) failed but it was \(String(describing: phases[id]))")
         phases[id] = .failed(reason: reason)
+    }
+
+    /// Waiting (or elsewhere) runs that the executor already holds (queued by an earlier sweep) become started: their
+    /// ends come from the executor like those of the runs this sweep hands out.
+    public mutating func adopt(_ ids: [String]) {
+        for id in ids where phases[id] == .waiting || phases[id] == .elsewhere { phases[id] = .started }
+    }
+
+    /// A started run's process found the run locked by another process: it is trained elsewhere.
+    public mutating func movedElsewhere(_ id: String) {
+        precondition(phases[id] == .started, "scheduler: \(id) moved elsewhere but it was \(String(describing: phases[id]))")
+        phases[id] = .elsewhere
+    }
+
+    /// A run trained elsewhere is no longer locked; `state` is what the store says now. Finished or failed
+    /// there: so here (returns the new phase). Interrupted or pending (the other process stopped before
+    /// the end): waiting again, to be trained by this sweep.
+    @discardableResult
+    public mutating func elsewhereEnded(_ id: String, state: RunState) -> Phase {
+        precondition(phases[id] == .elsewhere, "scheduler: \(id) ended elsewhere but it was \(String(describing: phases[id]))")
+        let phase: Phase
+        switch state {
+        case .finished: phase = .finished
+        case .failed(let reason): phase = .failed(reason: reason)
+        case .running: phase = .elsewhere
+        case .pending, .queued, .interrupted: phase = .waiting
+        }
+        phases[id] = phase
+        return phase
     }
 
     /// When nothing is started and `next` hands out nothing, the runs still waiting wait on a teacher that

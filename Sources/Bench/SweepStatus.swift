@@ -1,11 +1,29 @@
 import Foundation
 import Training
 
-/// `sqakd sweep status`: the grid with the state of every run, read from the run directories.
+/// `sqakd sweep status`: the grid with the state of every run, read from the run directories plus, for
+/// runs submitted to Slurm (`slurm.json`), squeue (`queue`): queued while their task waits, running once it
+/// has started or while a process holds the run's lock.
 public struct SweepStatus {
     public let plan: Plan
+    public let queue: SlurmQueueSnapshot?
+    /// A line saying why `queue` is missing although runs were submitted to Slurm (squeue failed).
+    public let queueNote: String?
 
-    public init(plan: Plan) { self.plan = plan }
+    public init(plan: Plan, queue: SlurmQueueSnapshot? = nil, queueNote: String? = nil) {
+        self.plan = plan
+        self.queue = queue
+        self.queueNote = queueNote
+    }
+
+    /// The status of `plan`, asking `client` about the queue only when some run was submitted to Slurm.
+    public static func reading(_ plan: Plan, client: SlurmClient = SlurmCommands()) -> SweepStatus {
+        let jobs = plan.runs.compactMap { SlurmJob.read($0.runDirectory)?.jobID }
+        guard !jobs.isEmpty else { return SweepStatus(plan: plan) }
+        do { return SweepStatus(plan: plan, queue: try client.queue(jobIDs: Array(Set(jobs)).sorted())) } catch {
+            return SweepStatus(plan: plan, queueNote: "runs were submitted to Slurm but squeue cannot answer (\(error)); queued runs show as not started")
+        }
+    }
 
     public func render() -> String {
         let seedCount = plan.seeds
@@ -26,11 +44,12 @@ public struct SweepStatus {
                     out += "  " + String(repeating: " ", count: 8)
                     continue
                 }
-                let state = RunState.of(r)
+                let state = RunState.of(r, queue: queue)
                 var text = state.symbol
                 switch state {
                 case .pending: counts["pending", default: 0] += 1
                 case .running(let e): text += " \(e)/\(r.config.epochs)"; counts["running", default: 0] += 1
+                case .queued: counts["queued", default: 0] += 1
                 case .interrupted(let e): text += " \(e)/\(r.config.epochs)"; counts["interrupted", default: 0] += 1
                 case .finished:
                     counts["finished", default: 0] += 1
@@ -47,9 +66,10 @@ public struct SweepStatus {
             }
             out += "\n"
         }
-        let order = ["finished", "running", "interrupted", "failed", "pending"]
+        let order = ["finished", "running", "queued", "interrupted", "failed", "pending"]
         out += "\(plan.runs.count) runs: " + order.compactMap { k in counts[k].map { "\($0) \(k)" } }.joined(separator: ", ") + "\n"
-        out += "legend: ✓ finished  ▶ running (epochs done/total)  … interrupted (resumes on the next sweep run)  ✗ failed  · pending\n"
+        out += "legend: ✓ finished  ▶ running (epochs done/total)  ○ queued in Slurm  … interrupted (resumes on the next sweep run)  ✗ failed  · pending\n"
+        if let n = queueNote { out += n + "\n" }
         for f in failures { out += "failed: \(f)\n" }
         return out
     }

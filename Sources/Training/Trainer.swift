@@ -41,6 +41,10 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> RunRecord {
         try config.validate()
+        // The lock before anything else: a run trained by another process is left to it (`RunLockBusy`).
+        try run.create()
+        let lock = try RunLock(run)
+        defer { lock.release() }
         let kind = try DatasetKind(id: config.dataset)
         var (train, test) = try datasets ?? (kind.load(root: dataRoot, split: .train), kind.load(root: dataRoot, split: .test))
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
@@ -55,9 +59,6 @@ public final class Trainer {
         let model = setup.student
         let step = try TrainingStep(setup: setup, objective: setup.objective)
 
-        try run.create()
-        let lock = try RunLock(run)
-        defer { lock.release() }
         var record = try resumeOrStart(setup)
         let firstEpoch = record.epochs.count
         if firstEpoch >= config.epochs, record.status == "finished" {

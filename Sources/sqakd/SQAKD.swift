@@ -74,7 +74,11 @@ struct Train: ParsableCommand {
         let label = c.isQuantized ? "-\(c.quantizer)-w\(c.bits)a\(c.bits)" + (c.isDistilled ? "-\(c.distill.rawValue)" : "") : ""
         let dir = output ?? "runs/\(c.model)-\(c.dataset)\(label)-\(c.runID)"
         print("run directory: \(dir)")
-        let record = try Trainer(config: c, runDirectory: URL(fileURLWithPath: dir), dataRoot: dataRoot).train()
+        let record: RunRecord
+        do { record = try Trainer(config: c, runDirectory: URL(fileURLWithPath: dir), dataRoot: dataRoot).train() } catch let busy as RunLockBusy {
+            FileHandle.standardError.write(Data("Error: \(busy)\n".utf8))
+            throw ExitCode(RunLock.busyExitStatus)
+        }
         if let best = record.bestTop1, let last = record.lastTop1 {
             print(String(format: "best test top-1 %.2f%% (epoch %d), last %.2f%%, wall %@", best, record.bestEpoch ?? 0, last,
                          formatDuration(record.wallSeconds) as NSString))

@@ -33,13 +33,22 @@ struct CommandResult {
     var output: String
 }
 
-/// Runs `sqakd args…` in the repository root and returns its exit status and combined output.
+/// Runs `sqakd args…` in the repository root (with `environment` added to this process's) and returns its
+/// exit status and combined output.
 @discardableResult
-func sqakd(_ args: [String], cwd: URL = repoRoot) throws -> CommandResult {
+func sqakd(_ args: [String], cwd: URL = repoRoot, environment: [String: String] = [:]) throws -> CommandResult {
+    try command(sqakdExecutable(), args, cwd: cwd, environment: environment)
+}
+
+/// Runs `executable args…` and returns its exit status and combined output (through a file, so a daemon
+/// it leaves behind cannot hold a pipe open).
+@discardableResult
+func command(_ executable: URL, _ args: [String], cwd: URL = repoRoot, environment: [String: String] = [:]) throws -> CommandResult {
     let p = Process()
-    p.executableURL = sqakdExecutable()
+    p.executableURL = executable
     p.arguments = args
     p.currentDirectoryURL = cwd
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     let out = tempDir("out").appendingPathComponent("console.txt")
     FileManager.default.createFile(atPath: out.path, contents: nil)
     let h = try FileHandle(forWritingTo: out)

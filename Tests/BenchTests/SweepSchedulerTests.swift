@@ -78,7 +78,7 @@ struct SweepSchedulerTests {
         #expect(s.next(limit: 1).isEmpty && !s.isComplete && s.startedCount == 2)
     }
 
-    @Test("resume: finished runs are not trained again, interrupted and failed ones are; a running one stops the sweep")
+    @Test("resume: finished runs are not trained again, interrupted and failed ones are")
     func resume() throws {
         let plan = try table4Plan()
         let r20 = plan.teachers[0], vgg = plan.teachers[1]
@@ -102,13 +102,45 @@ struct SweepSchedulerTests {
         for r in plan.runs { done.states[r.id] = .finished }
         let all = try SweepScheduler(runs: plan.runs, store: done)
         #expect(all.retrained.isEmpty && all.alreadyFinished == 10 && all.isComplete)
+    }
 
+    @Test("a run locked by another process is elsewhere: not handed out, its students wait, then read from the store")
+    func elsewhere() throws {
+        let plan = try table4Plan()
+        let r20 = plan.teachers[0], vgg = plan.teachers[1]
+        let r20Students = plan.students.filter { $0.teacherID == r20.id }
         var busy = StoreSnapshot()
-        busy.states[st[3].id] = .running(epochsDone: 0)
-        #expect(throws: SuiteError.self) { try SweepScheduler(runs: plan.runs, store: busy) }
-        do { _ = try SweepScheduler(runs: plan.runs, store: busy) } catch {
-            #expect("\(error)".contains("\(st[3].label) (") && "\(error)".contains("being trained by another process"))
-        }
+        busy.states[r20.id] = .running(epochsDone: 0)
+        busy.states[r20Students[3].id] = .running(epochsDone: 0)
+        var s = try SweepScheduler(runs: plan.runs, store: busy)
+        #expect(s.elsewhere.map(\.label) == [r20.label, r20Students[3].label] && s.elsewhereCount == 2)
+        // Only vgg8 starts; resnet20's students wait for their teacher elsewhere, even for an executor that
+        // orders dependencies (it has no task to wait on).
+        #expect(started(s.next(limit: 100, teacherStartedSuffices: true)) == [vgg.label] + plan.students.filter { $0.teacherID == vgg.id }.map(\.label))
+        #expect(!s.isComplete)
+        // The teacher finished there: its students (but not the one trained elsewhere) are handed out.
+        #expect(s.elsewhereEnded(r20.id, state: .finished) == .finished)
+        #expect(started(s.next(limit: 100)) == r20Students.enumerated().filter { $0.offset != 3 }.map(\.element.label))
+        // A process that stopped early gives the run back; one that failed there is failed here.
+        #expect(s.elsewhereEnded(r20Students[3].id, state: .interrupted(epochsDone: 1)) == .waiting)
+        #expect(started(s.next(limit: 100)) == [r20Students[3].label])
+        s.movedElsewhere(r20Students[3].id)
+        #expect(s.elsewhereEnded(r20Students[3].id, state: .running(epochsDone: 1)) == .elsewhere)
+        #expect(s.elsewhereEnded(r20Students[3].id, state: .failed(reason: "diverged")) == .failed(reason: "diverged"))
+        #expect(s.failedCount == 1 && s.elsewhereCount == 0 && s.finishedCount == 1)
+    }
+
+    @Test("runs the executor already holds (queued by an earlier sweep) are adopted as started")
+    func adopted() throws {
+        let plan = try table4Plan()
+        let r20 = plan.teachers[0]
+        var store = StoreSnapshot()
+        store.states[r20.id] = .running(epochsDone: 0)
+        var s = try SweepScheduler(runs: plan.runs, store: store)
+        s.adopt([r20.id, plan.students[0].id])
+        #expect(s.phase(r20.id) == .started && s.phase(plan.students[0].id) == .started && s.elsewhereCount == 0)
+        let next = started(s.next(limit: .max, teacherStartedSuffices: true))
+        #expect(next.count == 8 && !next.contains(r20.label) && !next.contains(plan.students[0].label))
     }
 
     @Test("an executor that orders dependencies gets students as soon as their teacher has started")
@@ -215,7 +247,7 @@ private final class FakeExecutor: Executor {
         return []
     }
 
-    func waitForEnds() -> [RunEnd] {
+    func waitForEnds(timeout: Double?) -> [RunEnd] {
         guard let r = inFlight.first else { return [] }
         inFlight.removeFirst()
         if failing.contains(r.label) {
