@@ -204,7 +204,10 @@ public struct Suite: Sendable {
 
     /// A `teacher` / `student` / override block as a config layer, checked key by key where its lines are
     /// known (unknown key, wrong type, invalid value).
-    static func hyperParameters(_ m: YAMLMapping, dataset: String, skipping: [String] = []) throws -> ConfigOverlay {
+    /// `context` holds the plan keys the block will run with where they are known (a grid entry's first
+    /// quantizer and bit-width), so settings that only apply to some quantizers are checked against one.
+    static func hyperParameters(_ m: YAMLMapping, dataset: String, skipping: [String] = [],
+                                context: [String: ConfigValue] = [:]) throws -> ConfigOverlay {
         let layer = try m.overlay(skipping: skipping)
         for key in layer.order {
             let top = String(key.split(separator: ".")[0])
@@ -215,7 +218,8 @@ public struct Suite: Sendable {
         // Quantizer settings depend on the quantizer: the plan checks them per run.
         var alone = ConfigOverlay()
         for key in layer.order where !key.hasPrefix("quantizer_settings.") { alone.set(key, layer[key]!.value, layer[key]!.source) }
-        do { _ = try TrainConfig.resolve([ConfigOverlay(["dataset": .string(dataset)], source: ConfigSource("suite")), alone]) } catch {
+        let known = ConfigOverlay(context.merging(["dataset": .string(dataset)]) { a, _ in a }, source: ConfigSource("suite"))
+        do { _ = try TrainConfig.resolve([known, alone]) } catch {
             throw SuiteError("\(error)")
         }
         return layer
@@ -254,7 +258,9 @@ public struct Suite: Sendable {
             }
         }
         let teacher = try g.mapping("teacher").map { try hyperParameters($0, dataset: dataset) } ?? ConfigOverlay()
-        let student = try g.mapping("student").map { try hyperParameters($0, dataset: dataset) } ?? ConfigOverlay()
+        let student = try g.mapping("student").map {
+            try hyperParameters($0, dataset: dataset, context: ["quantizer": .string(quantizers[0]), "bits": .integer(bits[0])])
+        } ?? ConfigOverlay()
         var overrides: [GridEntry.Override] = []
         for o in try g.mappings("overrides") ?? [] {
             let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"])
