@@ -76,9 +76,9 @@ struct SuiteTests {
         let owned = #expect(throws: SuiteError.self) { try parse(grid + "student:\n  seed: 3\n") }
         #expect(owned?.description.contains(":7: 'student.seed' is set by the plan") == true, "\(owned!.description)")
         let entry = #expect(throws: SuiteError.self) {
-            try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [2]\n    overrides:\n      - {bits: 2, alpha: 0}\n")
+            try parse("grid:\n  - model: resnet20\n    quantizers: [ewgs]\n    bits: [2]\n    overrides:\n      - {bits: 2, alpha: -1}\n")
         }
-        #expect(entry?.description.contains(":7: 'grid[0].overrides[0].alpha' must be a positive number") == true, "\(entry!.description)")
+        #expect(entry?.description.contains(":7: 'grid[0].overrides[0].alpha' must be ≥ 0, got -1") == true, "\(entry?.description ?? "no error")")
         // Settings of a quantizer: a nested mapping, merged key by key over the suite's.
         let s = try parse(grid.replacingOccurrences(of: "bits: [2]", with: "bits: [2]\n    student: {quantizer_settings: {delta: 0.5}}")
                           + "student:\n  quantizer_settings:\n    delta: 0\n")

@@ -18,7 +18,7 @@ import Testing
         let e = try #require(record.epochs.first)
         let top1 = try #require(e.trainEvalTop1), loss = try #require(e.trainEvalLoss)
         let train = try DatasetKind(id: "fashion-mnist").load(root: nil, split: .train).limited(.first(128))
-        let model = try Checkpoint.loadModel(from: dir.appendingPathComponent("last.safetensors"))
+        let model = try Checkpoint.loadModel(from: RunDirectory(dir).checkpoint(epoch: 1))
         let again = try evaluate(model, on: train, batchSize: config.evalBatchSize)
         #expect(again.top1 == top1 && again.loss == loss)
         let csv = try String(contentsOf: dir.appendingPathComponent("metrics.csv"), encoding: .utf8)
