@@ -134,8 +134,8 @@ import Testing
         defer { for d in [dir, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
         let r = try runTrainer(try studentConfig(method, teacher: teacher), dir, data: data)
         #expect(r.status == "finished" && r.epochs.count == 1 && r.epochs[0].trainLoss.isFinite)
-        let model = try SafetensorsKeys(dir.appendingPathComponent("last.safetensors"))
-        let state = try SafetensorsKeys(dir.appendingPathComponent("last.state.safetensors"))
+        let model = try SafetensorsKeys(RunDirectory(dir).checkpoint(epoch: 1))
+        let state = try SafetensorsKeys(RunDirectory(dir).state(epoch: 1))
         #expect(!model.contains { $0.hasPrefix("module_list") || $0.hasPrefix("criterion_kd") })
         switch method {
         case .fitnet: #expect(state.isSuperset(of: ["module_list.1.conv.weight", "module_list.1.bn.running_var"]))
@@ -157,7 +157,7 @@ import Testing
         _ = try runTrainer(config, b, data: data, stopAfter: 1)
         let resumed = try runTrainer(config, b, data: data)
         #expect(resumed.epochs.map(\.numbers) == straight.epochs.map(\.numbers))
-        for f in ["last.safetensors", "last.state.safetensors"] {
+        for f in ["epoch-0002.safetensors", "epoch-0002.state.safetensors", "best.safetensors"] {
             #expect(try Data(contentsOf: a.appendingPathComponent(f)) == Data(contentsOf: b.appendingPathComponent(f)), "\(f)")
         }
     }

@@ -93,7 +93,7 @@ struct QuirkTrainingTests {
         // 2 batches × at most 3 samples per tensor.
         let samples = lines.compactMap { l in l.components(separatedBy: "samples_w ").last?.split(separator: " ").first.flatMap { Int($0) } }
         #expect(samples.count == 18 && samples.allSatisfy { (4...6).contains($0) }, "\(samples)")
-        let model = try Checkpoint.loadModel(from: dir.appendingPathComponent("last.safetensors"))
+        let model = try Checkpoint.loadModel(from: RunDirectory(dir).checkpoint(epoch: 2))
         let deltas = quantizedLayers(in: model).map { ($0.layer.weightQuantizer as! EWGSQuantizer).delta }
         #expect(deltas.count == 18 && deltas.allSatisfy { $0 >= 0 } && deltas.contains { $0 > 0 })
     }
