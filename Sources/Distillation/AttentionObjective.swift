@@ -11,28 +11,12 @@ import Tensors
 /// Backward: dL/da_s = 2(a_s − a_t)/(B·HW), through the row normalisation, then dL/df = dq·2f/C.
 /// Student and teacher maps must have equal batch and spatial sizes (the authors' adaptive pooling of the larger map never
 /// triggers for the paper's pairs). No parameters.
-public struct AttentionObjective: Objective {
+public struct AttentionObjective: LayerwiseFeatureObjective {
     public let pairs: [FeaturePair]
 
     public init(pairs: [FeaturePair]) { self.pairs = pairs }
 
     public var name: String { "at" }
-    public var usesLabels: Bool { false }
-    public var usesTeacher: Bool { true }
-    public var featurePaths: [String] { pairs.map(\.student) }
-    public var teacherFeaturePaths: [String] { pairs.map(\.teacher) }
-
-    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
-        guard let teacher else { preconditionFailure("at needs the teacher's features") }
-        var total = 0.0
-        var d: [String: Tensor] = [:]
-        for p in pairs {
-            let (l, g) = Self.layerLoss(student: student.plainFeature(p.student, name), teacher: teacher.plainFeature(p.teacher, name))
-            total += l
-            d[p.student] = g
-        }
-        return ObjectiveValue(loss: total, dLogits: nil, dFeatures: d)
-    }
 
     /// One layer: f_s, f_t plain [B, C, H, W] (or [B, C, HW]) → L_layer and dL/df_s (plain, f_s's shape).
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {

@@ -16,6 +16,33 @@ public struct FeaturePair: Sendable, Equatable {
     public init(_ path: String) { self.init(student: path, teacher: path) }
 }
 
+/// A parameter-free objective that sums one loss per feature pair (AT, NST, SP): L = Σ_pairs L_layer(f_s, f_t),
+/// each pair's dL/df_s from `layerLoss`.
+public protocol LayerwiseFeatureObjective: Objective {
+    var pairs: [FeaturePair] { get }
+    /// One pair: plain f_s, f_t → L_layer and dL/df_s (f_s's shape).
+    static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor)
+}
+
+extension LayerwiseFeatureObjective {
+    public var usesLabels: Bool { false }
+    public var usesTeacher: Bool { true }
+    public var featurePaths: [String] { pairs.map(\.student) }
+    public var teacherFeaturePaths: [String] { pairs.map(\.teacher) }
+
+    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
+        guard let teacher else { preconditionFailure("\(name) needs the teacher's features") }
+        var total = 0.0
+        var d: [String: Tensor] = [:]
+        for p in pairs {
+            let (l, g) = Self.layerLoss(student: student.plainFeature(p.student, name), teacher: teacher.plainFeature(p.teacher, name))
+            total += l
+            d[p.student] = g
+        }
+        return ObjectiveValue(loss: total, dLogits: nil, dFeatures: d)
+    }
+}
+
 extension NetworkOutputs {
     /// The tapped feature at `path` in plain layout.
     func plainFeature(_ path: String, _ objective: String) -> Tensor {

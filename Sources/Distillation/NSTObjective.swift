@@ -12,28 +12,12 @@ import Tensors
 ///
 /// Backward per sample: dS_b = 4/(B·C_s²)·G_b S_b − 4/(B·C_t·C_s)·H_bᵀ T_b, then through the channel
 /// normalisation. No parameters.
-public struct NSTObjective: Objective {
+public struct NSTObjective: LayerwiseFeatureObjective {
     public let pairs: [FeaturePair]
 
     public init(pairs: [FeaturePair]) { self.pairs = pairs }
 
     public var name: String { "nst" }
-    public var usesLabels: Bool { false }
-    public var usesTeacher: Bool { true }
-    public var featurePaths: [String] { pairs.map(\.student) }
-    public var teacherFeaturePaths: [String] { pairs.map(\.teacher) }
-
-    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
-        guard let teacher else { preconditionFailure("nst needs the teacher's features") }
-        var total = 0.0
-        var d: [String: Tensor] = [:]
-        for p in pairs {
-            let (l, g) = Self.layerLoss(student: student.plainFeature(p.student, name), teacher: teacher.plainFeature(p.teacher, name))
-            total += l
-            d[p.student] = g
-        }
-        return ObjectiveValue(loss: total, dLogits: nil, dFeatures: d)
-    }
 
     /// One layer: plain [B, C_s, H, W] and [B, C_t, H, W] (equal B, H, W) → L_layer and dL/df_s.
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {

@@ -10,28 +10,12 @@ import Tensors
 ///
 /// Backward: dG_s = 2(G_s − G_t)/B², through the row normalisation to dP (P = F_s F_sᵀ), then
 /// dF_s = (dP + dPᵀ)·F_s. No parameters.
-public struct SimilarityObjective: Objective {
+public struct SimilarityObjective: LayerwiseFeatureObjective {
     public let pairs: [FeaturePair]
 
     public init(pairs: [FeaturePair]) { self.pairs = pairs }
 
     public var name: String { "sp" }
-    public var usesLabels: Bool { false }
-    public var usesTeacher: Bool { true }
-    public var featurePaths: [String] { pairs.map(\.student) }
-    public var teacherFeaturePaths: [String] { pairs.map(\.teacher) }
-
-    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
-        guard let teacher else { preconditionFailure("sp needs the teacher's features") }
-        var total = 0.0
-        var d: [String: Tensor] = [:]
-        for p in pairs {
-            let (l, g) = Self.layerLoss(student: student.plainFeature(p.student, name), teacher: teacher.plainFeature(p.teacher, name))
-            total += l
-            d[p.student] = g
-        }
-        return ObjectiveValue(loss: total, dLogits: nil, dFeatures: d)
-    }
 
     /// One layer: plain f_s [B, …], f_t [B, …] → L and dL/df_s (f_s's shape).
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {
