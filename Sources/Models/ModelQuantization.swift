@@ -83,7 +83,7 @@ public enum QuantizationStyle: String, Codable, Sendable, CaseIterable {
 /// Throws, before changing anything, when the policy picks a layer that is already quantized.
 @discardableResult
 public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int, settings: [String: Double] = [:],
-                     policy: QuantizationPolicy) throws -> [String] {
+                     policy: QuantizationPolicy, sharedActivations: Bool = false) throws -> [String] {
     try QuantizerRegistry.validate(scheme, bits: bits)
     let resolved = try QuantizerRegistry.resolve(scheme, settings: settings)
     if scheme is FPScheme { return [] }
@@ -117,16 +117,21 @@ public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int
         }
         return QLinear(layer as! Linear, weightQuantizer: wq, inputQuantizer: aq, outputScale: scheme.usesOutputScale)
     }
+    // EWGS calibrates its output scale from the conv's own unquantized input (§2.2.3): it keeps one quantizer per layer.
+    if sharedActivations && !scheme.usesOutputScale { try shareActivationQuantizers(in: model) }
     return order
 }
 
-/// `quantize(model:scheme:bits:settings:policy:)` with `style`'s policy (`fullPrecisionEdges`: see
-/// `QuantizationStyle.policy(fullPrecisionEdges:)`).
+/// `quantize(model:scheme:bits:settings:policy:sharedActivations:)` with `style`'s policy (`fullPrecisionEdges`:
+/// see `QuantizationStyle.policy(fullPrecisionEdges:)`). Style `tiny-imagenet` places activation quantizers as
+/// MQBench's graph does (`shareActivationQuantizers`) unless `perLayerActivations`.
 @discardableResult
 public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int, settings: [String: Double] = [:],
-                     style: QuantizationStyle = .cifar, fullPrecisionEdges: Bool = false) throws -> [String] {
+                     style: QuantizationStyle = .cifar, fullPrecisionEdges: Bool = false,
+                     perLayerActivations: Bool = false) throws -> [String] {
     try quantize(model: model, scheme: scheme, bits: bits, settings: settings,
-                 policy: style.policy(fullPrecisionEdges: fullPrecisionEdges))
+                 policy: style.policy(fullPrecisionEdges: fullPrecisionEdges),
+                 sharedActivations: style == .tinyImageNet && !perLayerActivations)
 }
 
 /// The quantized layers of `model`, by path, in tree order.

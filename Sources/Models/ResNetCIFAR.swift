@@ -15,7 +15,10 @@ import Tensors
 ///
 /// Children (every slot replaceable): `conv1`, `bn1`, `relu1`, `conv2`, `bn2`, `shortcut` (option A only),
 /// `relu2`; state names `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` (reference keys).
-public final class BasicBlock: Layer {
+public final class BasicBlock: Layer, ActivationSharing {
+    /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
+    /// the shortcut and the identity; nil (every other case) reads the input as it is.
+    public internal(set) var inputQuant: Layer?
     public internal(set) var conv1: Layer
     public internal(set) var bn1: Layer
     public internal(set) var relu1: Layer = ReLU()
@@ -50,20 +53,23 @@ public final class BasicBlock: Layer {
     }
 
     public var children: [Child] {
-        var list = [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
-                    child("conv2", \.conv2), child("bn2", \.bn2)]
+        var list: [Child] = []
+        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
+                 child("conv2", \.conv2), child("bn2", \.bn2)]
         if let shortcut { list.append(Child("shortcut", shortcut) { self.shortcut = $0 }) }
         list.append(child("relu2", \.relu2))
         return list
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        var h = conv1.forward(x, mode: mode)
+        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        var h = conv1.forward(xs, mode: mode)
         h = bn1.forward(h, mode: mode)
         h = relu1.forward(h, mode: mode)
         h = conv2.forward(h, mode: mode)
         h = bn2.forward(h, mode: mode)
-        let s = shortcut?.forward(x, mode: mode) ?? x
+        let s = shortcut?.forward(xs, mode: mode) ?? xs
         return relu2.forward(add(h, s), mode: mode)
     }
 
@@ -75,7 +81,16 @@ public final class BasicBlock: Layer {
         g = bn1.backward(g)
         g = conv1.backward(g)
         let ds = shortcut?.backward(dz) ?? dz
-        return add(g, ds)
+        let dxs = add(g, ds)
+        return inputQuant?.backward(dxs) ?? dxs
+    }
+
+    /// The block input, read by `conv1` and the shortcut/identity (the option-A shortcut has no weights).
+    public var activationSites: [ActivationSite] { [ActivationSite(slot: "input_quant", consumers: ["conv1"])] }
+
+    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
+        guard slot == "input_quant" else { throw LayerTreeError.noLayer(path: slot) }
+        inputQuant = layer
     }
 }
 

@@ -62,8 +62,11 @@ public enum Checkpoint {
                                           "(valid: \(QuantizationStyle.allCases.map(\.rawValue).joined(separator: ", ")))")
                     }
                     let settings = try file.metadata["quantizer_settings"].map { try parseSettings($0, url) } ?? [:]
+                    // A tiny-imagenet checkpoint without `activation_quantizers` predates MQBench's shared
+                    // placement: its activation quantizers sit on each layer's input.
                     _ = try quantize(model: model, scheme: QuantizerRegistry.scheme(named: q), bits: bits, settings: settings,
-                                     style: style, fullPrecisionEdges: file.metadata["fp_edge_layers"] == "true")
+                                     style: style, fullPrecisionEdges: file.metadata["fp_edge_layers"] == "true",
+                                     perLayerActivations: file.metadata["activation_quantizers"] != "shared")
                 }
                 try model.load(stateDict: file.tensors, strict: true)
                 return model

@@ -78,8 +78,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// precision instead of the "32-bit" form of the same quantizer (MQBench still fake-quantizes them, and
     /// DoReFa applies tanh to the input image; reference §8.10).
     public var fpEdgeLayers: Bool = false
+    /// `style: tiny-imagenet` only: one activation fake-quantizer on each conv/linear input, the identity
+    /// branches of residual adds reading the unquantized tensor (this project's form before MQBench's graph
+    /// was matched), instead of MQBench's one quantizer per tensor, shared by every reader of the tensor,
+    /// identity branches included (`shareActivationQuantizers`, reference §2.3.1).
+    public var perLayerActivationQuantizers: Bool = false
     /// FP checkpoint (safetensors file or run directory) the student starts from; defaults to the teacher.
     public var initFrom: String?
+    /// Quantized runs only: start from the model's random initialisation instead of `init_from` / the teacher's
+    /// weights (the authors' Tiny-ImageNet VGG-11 W3A3 SQAKD row, run "withoutPretrain", reference §5.3).
+    public var randomInit: Bool = false
     /// How the student learns from the teacher (see `DistillationMethod`).
     public var distill: DistillationMethod = .none
     /// The frozen FP teacher (safetensors file or run directory).

@@ -38,7 +38,7 @@ final class TrainingSetup {
         self.config = config
         let student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
         var meta = [String: String]()
-        if let from = config.initFrom ?? (config.isQuantized ? config.teacher : nil) {
+        if !config.randomInit, let from = config.initFrom ?? (config.isQuantized ? config.teacher : nil) {
             let url = try resolveCheckpoint(from)
             let file = try SafetensorsFile.read(url)
             do { try student.load(stateDict: file.tensors, strict: true) } catch {
@@ -49,12 +49,16 @@ final class TrainingSetup {
         if config.isQuantized {
             let scheme = try QuantizerRegistry.scheme(named: config.quantizer)
             _ = try quantize(model: student, scheme: scheme, bits: config.bits, settings: config.quantizerSettings,
-                             style: config.style, fullPrecisionEdges: config.fpEdgeLayers)
+                             style: config.style, fullPrecisionEdges: config.fpEdgeLayers,
+                             perLayerActivations: config.perLayerActivationQuantizers)
             meta["style"] = config.style.rawValue
             meta["quantizer"] = config.quantizer
             meta["bits"] = "\(config.bits)"
             // Only variants write these, so released-form checkpoints keep their metadata.
             if config.fpEdgeLayers { meta["fp_edge_layers"] = "true" }
+            if config.style == .tinyImageNet {
+                meta["activation_quantizers"] = config.perLayerActivationQuantizers ? "per-layer" : "shared"
+            }
             if !config.quantizerSettings.isEmpty { meta["quantizer_settings"] = Checkpoint.settingsText(config.quantizerSettings) }
         }
         self.student = student
