@@ -154,6 +154,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
               "sets the δ of EWGS quantizers; quantizer '\(quantizer)' has none (use 0)")
         check(!fpEdgeLayers || (isQuantized && style == .tinyImageNet), "fp_edge_layers",
               "applies to quantized runs of style tiny-imagenet (style cifar keeps the stem and classifier in full precision already)")
+        check(!perLayerActivationQuantizers || (isQuantized && style == .tinyImageNet), "per_layer_activation_quantizers",
+              "applies to quantized runs of style tiny-imagenet (style cifar quantizes each conv's input in the conv, as the authors' CIFAR code)")
+        check(!randomInit || (isQuantized && initFrom == nil), "random_init",
+              "applies to quantized runs without 'init_from' (an FP run always starts from random weights)")
         check(!isDistilled || teacher != nil, "distill", "\(distill.rawValue) needs a 'teacher' (an FP run directory or .safetensors file)")
         check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
         if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }

@@ -50,3 +50,15 @@ import Testing
         #expect(q.issues().isEmpty)
     }
 }
+
+@Suite struct ActivationPlacementConfigTests {
+    @Test func perLayerActivationQuantizersOnlyForTinyImageNetStyle() {
+        var c = TrainConfig()
+        c.quantizer = "lsq"
+        c.bits = 4
+        c.perLayerActivationQuantizers = true
+        #expect(c.issues().map(\.key) == ["per_layer_activation_quantizers"])
+        c.style = .tinyImageNet
+        #expect(c.issues().isEmpty)
+    }
+}
