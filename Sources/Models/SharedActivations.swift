@@ -49,16 +49,14 @@ public func shareActivationQuantizers(in model: any Model) throws -> [String] {
             guard let first = quantizers.first ?? nil, quantizers.allSatisfy({ $0?.bits == first.bits }) else { continue }
             var replacements: [String: Layer] = [:]
             for (p, layer) in zip(paths, layers) {
-                if let q = layer as? QConv2d {
-                    guard q.outputScale == nil else {
-                        throw QuantizationError.invalidArgument("\(p): shared activation quantizers need a scheme without an output scale")
-                    }
-                    replacements[p] = QConv2d(q.conv, weightQuantizer: q.weightQuantizer, inputQuantizer: nil, outputScale: false)
-                } else if let q = layer as? QLinear {
-                    guard q.outputScale == nil else {
-                        throw QuantizationError.invalidArgument("\(p): shared activation quantizers need a scheme without an output scale")
-                    }
-                    replacements[p] = QLinear(q.linear, weightQuantizer: q.weightQuantizer, inputQuantizer: nil, outputScale: false)
+                guard let q = layer as? QuantizedLayer else { continue }
+                guard q.outputScale == nil else {
+                    throw QuantizationError.invalidArgument("\(p): shared activation quantizers need a scheme without an output scale")
+                }
+                if let c = q as? QConv2d {
+                    replacements[p] = QConv2d(c.conv, weightQuantizer: c.weightQuantizer, inputQuantizer: nil, outputScale: false)
+                } else if let l = q as? QLinear {
+                    replacements[p] = QLinear(l.linear, weightQuantizer: l.weightQuantizer, inputQuantizer: nil, outputScale: false)
                 }
             }
             try model.replaceLayers { p, _ in replacements[p] }
