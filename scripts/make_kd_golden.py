@@ -1,6 +1,6 @@
 """PyTorch golden file for the Swift distillation objectives (Sources/Distillation): the authors' modules
-from kaiqi123/SQAKD `CIFAR/distiller_zoo/{AT,NST,SP,RKD,FitNet,CC,VID}.py` and `CIFAR/models/util.py`
-(ConvReg, LinearEmbed), copied below verbatim up to formatting, on fixed random tensors.
+from kaiqi123/SQAKD `CIFAR/distiller_zoo/{AT,NST,SP,RKD,FitNet,CC,VID,FSP,FT}.py` and `CIFAR/models/util.py`
+(ConvReg, LinearEmbed, Paraphraser, Translator), copied below verbatim up to formatting, on fixed random tensors.
 
 Regenerate (from the repository root, with Debian's python3-torch 1.13, CPU):
 
@@ -10,7 +10,8 @@ Writes Tests/DistillationTests/Golden/kd.safetensors (format and writer as scrip
 `<case>.<tensor>`: `fs`, `ft` the student and teacher features (`fs0`, `ft0`, ... for multi-layer cases),
 `loss` (0-d), `dfs` (`dfs0`, ...) = dL/df_s, and for modules their parameters under the authors' names with
 `grad.<name>` for dL/dparam (FitNet: `module_list.1.*`; CC: `module_list.1.*`, `module_list.2.*`; VID:
-`criterion_kd.<i>.*`). `__metadata__` records each case's settings.
+`criterion_kd.<i>.*`; FT: `module_list.1.*` the Translator, `module_list.2.*` the Paraphraser; `ft_init` is the
+Paraphraser's reconstruction loss of the initialisation stage, `utils_distill.py:320-323`). `__metadata__` records each case's settings.
 """
 
 import json
@@ -202,6 +203,71 @@ class VIDLoss(nn.Module):  # VID.py:9-54
         return torch.mean(neg_log_prob)
 
 
+class FSP(nn.Module):  # FSP.py:8-48
+    def forward(self, g_s, g_t):
+        s_fsp = self.compute_fsp(g_s)
+        t_fsp = self.compute_fsp(g_t)
+        return [(s - t).pow(2).mean() for s, t in zip(s_fsp, t_fsp)]
+
+    @staticmethod
+    def compute_fsp(g):
+        fsp_list = []
+        for i in range(len(g) - 1):
+            bot, top = g[i], g[i + 1]
+            b_H, t_H = bot.shape[2], top.shape[2]
+            if b_H > t_H:
+                bot = F.adaptive_avg_pool2d(bot, (t_H, t_H))
+            elif b_H < t_H:
+                top = F.adaptive_avg_pool2d(top, (b_H, b_H))
+            bot = bot.unsqueeze(1)
+            top = top.unsqueeze(2)
+            bot = bot.view(bot.shape[0], bot.shape[1], bot.shape[2], -1)
+            top = top.view(top.shape[0], top.shape[1], top.shape[2], -1)
+            fsp_list.append((bot * top).mean(-1))
+        return fsp_list
+
+
+class FactorTransfer(nn.Module):  # FT.py:7-31, p1 = 2, p2 = 1
+    def forward(self, f_s, f_t):
+        return (self.factor(f_s) - self.factor(f_t)).abs().mean()
+
+    def factor(self, f):
+        return F.normalize(f.pow(2).mean(1).view(f.size(0), -1))
+
+
+class Paraphraser(nn.Module):  # models/util.py:7-41, k = 0.5, use_bn = False
+    def __init__(self, t_shape, k=0.5):
+        super().__init__()
+        c, o = t_shape[1], int(t_shape[1] * k)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(c, o, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(o, o, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True))
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(o, o, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True),
+            nn.ConvTranspose2d(o, c, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True),
+            nn.ConvTranspose2d(c, c, 3, 1, 1), nn.Sequential(), nn.LeakyReLU(0.1, inplace=True))
+
+    def forward(self, f_s, is_factor=False):
+        factor = self.encoder(f_s)
+        if is_factor:
+            return factor
+        return factor, self.decoder(factor)
+
+
+class Translator(nn.Module):  # models/util.py:44-62, k = 0.5, use_bn = True
+    def __init__(self, s_shape, t_shape, k=0.5):
+        super().__init__()
+        c, o = s_shape[1], int(t_shape[1] * k)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1), nn.BatchNorm2d(c), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(c, o, 3, 1, 1), nn.BatchNorm2d(o), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(o, o, 3, 1, 1), nn.BatchNorm2d(o), nn.LeakyReLU(0.1, inplace=True))
+
+    def forward(self, f_s):
+        return self.encoder(f_s)
+
+
 # ---- cases ------------------------------------------------------------------------------------------------
 
 def feature(*shape, relu=True, dead_channel=None):
@@ -304,6 +370,52 @@ def main():
         out[f"vid.{pname}"] = p.detach().clone()
         out[f"vid.grad.{pname}"] = g
     meta["vid"] = json.dumps({"student": s_shapes, "teacher": t_shapes, "init_pred_var": 5.0, "eps": 1e-5})
+
+    # FSP on four features: equal sizes, a 2x larger bottom (pooled), and a 2x larger top (pooled, the
+    # `b_H < t_H` branch); the teacher has the same channels (FSP.py:13-17).
+    for name, shapes in {"fsp": [[3, 3, 8, 8], [3, 4, 8, 8], [3, 5, 4, 4], [3, 6, 2, 2]],
+                         "fsp_up": [[3, 4, 2, 2], [3, 3, 4, 4], [3, 5, 4, 4]]}.items():
+        fs = [feature(*sh).requires_grad_() for sh in shapes]
+        ft = [feature(*sh) for sh in shapes]
+        loss = sum(FSP()(fs, ft)).reshape(())
+        grads = torch.autograd.grad(loss, fs)
+        out[f"{name}.loss"] = loss
+        for i in range(len(fs)):
+            out[f"{name}.fs{i}"], out[f"{name}.ft{i}"], out[f"{name}.dfs{i}"] = fs[i], ft[i], grads[i]
+        meta[name] = json.dumps({"shapes": shapes})
+
+    # FT main stage: Translator (train mode) on the student's feat[-2], the Paraphraser's encoder (eval) on
+    # the teacher's; BN affine moved off 1/0.
+    s_shape, t_shape = [4, 6, 4, 4], [4, 8, 4, 4]
+    paraphraser, translator = Paraphraser(t_shape), Translator(s_shape, t_shape)
+    with torch.no_grad():
+        for m in translator.encoder:
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(1 + 0.2 * torch.randn(m.num_features))
+                m.bias.copy_(0.2 * torch.randn(m.num_features))
+    translator.train()
+    paraphraser.eval()
+    fs = feature(*s_shape).requires_grad_()
+    ft = feature(*t_shape)
+    loss = FactorTransfer()(translator(fs), paraphraser(ft, is_factor=True))
+    params = [(f"module_list.1.{n}", p) for n, p in translator.named_parameters()]
+    out.update({"ft.fs": fs, "ft.ft": ft})
+    for n, p in paraphraser.named_parameters():
+        out[f"ft.module_list.2.{n}"] = p.detach().clone()
+    with_params(out, meta, "ft", loss, fs, params, {"student": s_shape, "teacher": t_shape, "p1": 2, "p2": 1})
+
+    # FT initialisation stage: the Paraphraser reconstructs the teacher's feature, nn.MSELoss().
+    paraphraser.train()
+    _, rec = paraphraser(ft)
+    loss = nn.MSELoss()(rec, ft)
+    params = [(f"module_list.2.{n}", p) for n, p in paraphraser.named_parameters()]
+    grads = torch.autograd.grad(loss, [p for _, p in params])
+    out["ft_init.ft"] = ft
+    out["ft_init.loss"] = loss.reshape(())
+    for (pname, p), g in zip(params, grads):
+        out[f"ft_init.{pname}"] = p.detach().clone()
+        out[f"ft_init.grad.{pname}"] = g
+    meta["ft_init"] = json.dumps({"teacher": t_shape})
 
     write_safetensors(OUT, out, meta)
 

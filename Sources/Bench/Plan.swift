@@ -124,11 +124,12 @@ public struct Plan: Sendable {
                             layers += entry.overrides.filter { $0.matches(quantizer: q, bits: b, method: method) }.map(\.set)
                             // Every QAT run starts from the FP teacher (reference --load_pretrain True).
                             var fixed: [String: ConfigValue] = ["seed": .integer(Int(seed)), "init_from": .string(teacherPath)]
-                            if method == .sqakd {
-                                fixed["distill"] = .string(DistillationMethod.sqakd.rawValue)
+                            if let distill = method.distillation {
+                                fixed["distill"] = .string(distill.rawValue)
                                 fixed["teacher"] = .string(teacherPath)
                             }
-                            layers += [self.budget.overlay(teacher: false), ConfigOverlay(fixed, source: ConfigSource("plan"))]
+                            layers += [self.budget.overlay(teacher: false, initStage: method.distillation?.hasInitStage ?? false),
+                                       ConfigOverlay(fixed, source: ConfigSource("plan"))]
                             let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method, variant: entry.variant)
                             if let other = cellEntry[key], other != entryIndex {
                                 throw SuiteError("\(entry.source): \(key) is also defined by the grid entry at \(suite.grid[other].source); give one of them a 'variant'")

@@ -122,6 +122,31 @@ public struct SuiteResults: Sendable {
         return last ? Difference(s.last, minus: b.last) : Difference(s.best, minus: b.best)
     }
 
+    /// Whether the suite compares distillation methods (Table 7): its `methods` hold one besides baseline and SQAKD.
+    public var isMethodComparison: Bool { suite.methods.contains { $0 != .baseline && $0 != .sqakd } }
+
+    /// A student cell's method − the baseline of the same (model, column, bits), best (or last) test top-1,
+    /// when both have runs; nil for baseline cells.
+    public func methodDifference(_ cell: CellKey, last: Bool = false) -> Difference? {
+        guard cell.method != .baseline, !cell.isTeacher, let m = cells[cell], let b = cells[cell.with(.baseline)] else { return nil }
+        return last ? Difference(m.last, minus: b.last) : Difference(m.best, minus: b.best)
+    }
+
+    /// The paper's method − its baseline for a cell, when both are transcribed.
+    public func paperDifference(_ cell: CellKey) -> Double? {
+        guard cell.method != .baseline, let p = paper(cell), let b = paper(cell.with(.baseline)) else { return nil }
+        return p - b
+    }
+
+    /// Every (model, column, bits) of the grid, in grid order, whether run or not.
+    public var cellGroupsInGrid: [(model: String, column: Column, bits: Int)] {
+        var out: [(model: String, column: Column, bits: Int)] = []
+        for c in studentCells where !out.contains(where: { $0.model == c.model && $0.column == c.column && $0.bits == c.bits }) {
+            out.append((c.model, c.column, c.bits))
+        }
+        return out
+    }
+
     /// The FP teacher's results for a model.
     public func teacher(_ model: String) -> CellResult? { cells[CellKey(model: model, quantizer: "fp", bits: 32, method: .fp)] }
 

@@ -7,11 +7,29 @@ import Training
 import Yams
 
 /// How a student is trained: `baseline` = the QAT method alone with labels (cross-entropy), `sqakd` = the
-/// same QAT method trained by SQAKD (α·T²·KL to the FP teacher, no labels). `fp` marks the teachers.
+/// same QAT method trained by SQAKD (α·T²·KL to the FP teacher, no labels). `fp` marks the teachers. The
+/// other cases are the paper's Table 7 distillation methods (reference §5.2, §6), each the
+/// `DistillationMethod` of the same name with its §5.2 weights: a suite whose `methods` list them compares
+/// them (`SuiteResults.isMethodComparison`). A new method = one case here (its name is the
+/// `DistillationMethod`'s) and its name in a suite's `methods`.
 public enum Method: String, Codable, CaseIterable, Sendable, Comparable {
     case fp, baseline, sqakd
+    case kd, at, nst, sp, rkd, fitnet, cc, vid, fsp, ft
 
-    public var title: String { self == .sqakd ? "SQAKD" : rawValue }
+    public var title: String {
+        switch self {
+        case .fp, .baseline: return rawValue
+        case .sqakd: return "SQAKD"
+        case .fitnet: return "FitNet"
+        default: return rawValue.uppercased()
+        }
+    }
+
+    /// The run's `distill` (nil for teachers and baselines).
+    public var distillation: DistillationMethod? {
+        self == .fp || self == .baseline ? nil : DistillationMethod(rawValue: rawValue)
+    }
+
     public static func < (a: Method, b: Method) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 }
 
@@ -144,7 +162,8 @@ public struct Suite: Sendable {
         var methods: [Method] = []
         for s in methodNames {
             guard let method = Method(rawValue: s), method != .fp else {
-                throw m.error("methods", "holds an unknown method '\(s)'; use baseline and/or sqakd")
+                throw m.error("methods", "holds an unknown method '\(s)'; use baseline, sqakd or a distillation method "
+                                + "(\(Method.allCases.filter { $0.distillation != nil && $0 != .sqakd }.map(\.rawValue).joined(separator: ", ")))")
             }
             if !methods.contains(method) { methods.append(method) }
         }
@@ -266,7 +285,7 @@ public struct Suite: Sendable {
             let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"])
             var method: Method?
             if let s = try o.string("method") {
-                guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline or sqakd, got '\(s)'") }
+                guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline, sqakd or a distillation method, got '\(s)'") }
                 method = mm
             }
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))

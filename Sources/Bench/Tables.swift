@@ -83,6 +83,7 @@ public enum Tables {
             }
             out += "\n"
         }
+        if r.isMethodComparison { out += "\n" + methodsMarkdown(r, level: level + 1) }
         if r.columns.contains(where: { r.releasedColumn(of: $0) != nil }) {
             out += "\n\(h2) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
                 + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds.\n\n"
@@ -99,6 +100,49 @@ public enum Tables {
         let flags = r.flags
         out += "\n**Flags:** " + (flags.isEmpty ? "none (no baseline beats its teacher; every cell's seeds agree on the sign of Δ).\n"
                                     : "\n\n" + flags.map { "- \($0)\n" }.joined())
+        return out
+    }
+
+    /// A method row's name: "ewgs alone" for the baseline, else the method's title.
+    static func methodName(_ m: Method, _ col: Column) -> String { m == .baseline ? "\(col) alone" : m.title }
+
+    /// The method comparison of a suite whose rows are distillation methods (Table 7): per (model, column,
+    /// bits) and method, best test top-1 over seeds, Δ to the column's method alone with Welch's t, and the
+    /// paper's value and Δ (its method − its own baseline). `level` is the section's heading level.
+    public static func methodsMarkdown(_ r: SuiteResults, level: Int) -> String {
+        let h = String(repeating: "#", count: level)
+        var out = "\(h) Distillation methods\n\nEvery method trains the same quantized student from the same FP teacher with "
+            + "the authors' Table 7 weights (reference-implementation.md §5.2). Δ = method − the quantizer alone (best test top-1), "
+            + "Welch's t over seeds; paper Δ = the paper's method − its own quantizer-alone value. Chart: `plots/methods-delta.png`.\n\n"
+        out += "| model | bits | method | best | last | Δ best | paper | paper Δ |\n|---|---|---|---|---|---|---|---|\n"
+        for g in r.cellGroupsInGrid {
+            for m in r.suite.methods {
+                let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
+                let c = r.cells[cell]
+                let d = r.methodDifference(cell)
+                let delta = m == .baseline ? "—" : d.map { "\(signed($0.delta)) (\($0.mark))" } ?? "—"
+                let paperDelta = m == .baseline ? "—" : r.paperDifference(cell).map(signed) ?? "—"
+                out += "| \(g.model) | W\(g.bits)A\(g.bits) | \(methodName(m, g.column)) | \(c.map { $0.best.formatted } ?? "not run") | "
+                    + "\(c.map { $0.last.formatted } ?? "not run") | \(delta) | \(paperText(r, cell)) | \(paperDelta) |\n"
+            }
+        }
+        return out
+    }
+
+    /// The method comparison as CSV, one row per (model, column, bits, method) of the grid.
+    public static func methodsCSV(_ r: SuiteResults) -> String {
+        var out = CSV.line(["model", "quantizer", "variant", "bits", "method", "n", "best_mean", "best_std", "last_mean", "last_std",
+                            "delta_best", "delta_best_significance", "paper_top1", "paper_delta"])
+        for g in r.cellGroupsInGrid {
+            for m in r.suite.methods {
+                let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
+                let c = r.cells[cell], d = r.methodDifference(cell)
+                out += CSV.line([g.model, g.column.quantizer, g.column.variant, "\(g.bits)", m.rawValue, "\(c?.records.count ?? 0)",
+                                 c.map { f($0.best.mean) } ?? "", c.map { sd($0.best) } ?? "", c.map { f($0.last.mean) } ?? "",
+                                 c.map { sd($0.last) } ?? "", d.map { f($0.delta) } ?? "", d?.mark ?? "",
+                                 r.paper(cell).map(f) ?? "", r.paperDifference(cell).map(f) ?? ""])
+            }
+        }
         return out
     }
 

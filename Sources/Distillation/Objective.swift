@@ -54,6 +54,9 @@ public protocol Objective {
     /// is part of a run's training state (resume), not of its model checkpoints (the authors save
     /// `model.state_dict()` only, `train_quant.py:493-513`).
     var module: Layer? { get }
+    /// The part of `module` the model optimizer trains (default: all of it). FT's Paraphraser is in `module`
+    /// (saved and restored with the run) but frozen after the initialisation stage, so not in here.
+    var trainableModule: Layer? { get }
     /// `teacher` is non-nil exactly when `usesTeacher`; `labels` has one entry per row of the batch.
     /// Gradients for `module`'s parameters accumulate into their `grad`.
     func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue
@@ -63,4 +66,5 @@ extension Objective {
     public var featurePaths: [String] { [] }
     public var teacherFeaturePaths: [String] { featurePaths }
     public var module: Layer? { nil }
+    public var trainableModule: Layer? { module }
 }

@@ -10,7 +10,10 @@ extension TrainConfig {
     /// features the authors pick from `forward(is_feat=True)` (reference §6, `utils_distill.py:153-213`),
     /// with feat = `Model.featurePaths` of each network:
     ///
-    ///     at, nst, vid   feat[1:-1]        sp   feat[-2]        rkd, cc   feat[-1]        fitnet   feat[2]
+    ///     at, nst, vid   feat[1:-1]        sp, ft   feat[-2]        rkd, cc   feat[-1]        fitnet   feat[2]
+    ///
+    /// fsp's main stage is γ·CE + α·KL_T alone (its FSP term lives in the initialisation stage,
+    /// `initStageObjective`); ft's Paraphraser is trained by that stage (`InitStage`).
     ///
     /// Student and teacher features are paired by position (zip, as the authors). Objectives with
     /// trainable modules (fitnet, cc, vid) size them from the features' shapes on an input of
@@ -23,7 +26,7 @@ extension TrainConfig {
         let w = lossWeights
         switch distill {
         case .none: return .authors(gamma: 1, crossEntropy: ce, alpha: 0, softTarget: kl)
-        case .sqakd, .kd: return .authors(gamma: w.gamma, crossEntropy: ce, alpha: w.alpha, softTarget: kl)
+        case .sqakd, .kd, .fsp: return .authors(gamma: w.gamma, crossEntropy: ce, alpha: w.alpha, softTarget: kl)
         default: break
         }
         guard let teacher else { throw ConfigError("distill \(distill.rawValue) needs a teacher") }
@@ -65,9 +68,43 @@ extension TrainConfig {
             let ps = pairs(middle(fs), middle(ft))
             let (ss, ts) = try requireSameMaps(ps, studentShapes, teacher, inputHeight, inputWidth)
             other = VIDObjective(pairs: ps, channels: ps.map { (ss[$0.student]![0], ts[$0.teacher]![0]) }, rng: &rng)
-        case .none, .sqakd, .kd: preconditionFailure("handled above")
+        case .ft:
+            let p = FeaturePair(student: fs[fs.count - 2], teacher: ft[ft.count - 2])
+            let (ss, ts) = try requireSameMaps([p], studentShapes, teacher, inputHeight, inputWidth)
+            guard ss[p.student]!.count == 3, ts[p.teacher]![0] >= 2 else {
+                throw ConfigError("distill ft: feat[-2] must be a [C, H, W] map with C ≥ 2, got \(ss[p.student]!) and \(ts[p.teacher]!)")
+            }
+            other = FactorTransferObjective(pair: p, studentChannels: ss[p.student]![0], teacherChannels: ts[p.teacher]![0], rng: &rng)
+        case .none, .sqakd, .kd, .fsp: preconditionFailure("handled above")
         }
         return LossMix([(w.gamma, ce), (w.alpha, kl), (w.beta, other)])
+    }
+
+    /// fsp's initialisation-stage objective: FSP on feat[:-1] of both networks, paired by position
+    /// (`utils_distill.py:132-134,325`). Throws when the lists differ in length, a pair differs in channels
+    /// (`FSP.py:13-17`), or consecutive maps are not whole multiples of each other in size.
+    public func initStageObjective(student: any Model, teacher: any Model, inputHeight: Int = 32, inputWidth: Int = 32) throws -> FSPObjective {
+        let fs = Array(student.featurePaths.dropLast()), ft = Array(teacher.featurePaths.dropLast())
+        guard fs.count == ft.count, fs.count >= 2 else {
+            throw ConfigError("distill fsp: \(student.architecture) and \(teacher.architecture) need equally many features (≥ 3)")
+        }
+        let tShapes = try featureShapes(teacher, ft, inputHeight, inputWidth)
+        let sShapes = student.architecture == teacher.architecture && student.inputChannels == teacher.inputChannels
+            ? Dictionary(uniqueKeysWithValues: zip(fs, ft.map { tShapes[$0]! }))
+            : try featureShapes(student, fs, inputHeight, inputWidth, probeItself: false)
+        for (s, t) in zip(fs, ft) where sShapes[s]!.count != 3 || sShapes[s]![0] != tShapes[t]![0] {
+            throw ConfigError("distill fsp: student feature \(s) \(sShapes[s]!) and teacher feature \(t) \(tShapes[t]!) " +
+                              "must be maps with equal channels (FSP.py:13-17)")
+        }
+        for shapes in [fs.map { sShapes[$0]! }, ft.map { tShapes[$0]! }] {
+            for (a, b) in zip(shapes, shapes.dropFirst()) {
+                let (big, small) = a[1] >= b[1] ? (a, b) : (b, a)
+                guard small[1] > 0, small[2] > 0, big[1] % small[1] == 0, big[1] / small[1] == big[2] / small[2], big[2] % small[2] == 0 else {
+                    throw ConfigError("distill fsp: consecutive features \(a) and \(b) are not whole multiples in size (pooling supports r×r blocks)")
+                }
+            }
+        }
+        return FSPObjective(pairs: zip(fs, ft).map { FeaturePair(student: $0, teacher: $1) })
     }
 
     /// The feature shapes of both sides; throws when a pair differs in spatial size (the authors' pooling of

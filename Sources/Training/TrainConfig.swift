@@ -101,18 +101,26 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Weight γ of the cross-entropy term; absent = the method's (0 for sqakd, 1 otherwise; §5.2).
     public var gamma: Double?
     /// Weight β of the method's own term L_kd; absent = the method's §5.2 default (`defaultBeta`:
-    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1).
+    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1, ft 200; fsp has no main-stage term).
     public var beta: Double?
+    /// Epochs of the method's initialisation stage, which runs before epoch 1 (fsp: the student's feature
+    /// modules on the FSP loss alone; ft: the Paraphraser on reconstructing the teacher's feature; see
+    /// `InitStage`); absent = the authors' `--init_epochs` 30 (`train_quant.py:114`; no Table 7 script sets it).
+    /// Only fsp and ft have one.
+    public var initEpochs: Int?
 
     public init() {}
 
     public var isQuantized: Bool { quantizer != "fp" }
+    /// Epochs of the initialisation stage this run trains before epoch 1 (0 for methods without one).
+    public var initStageEpochs: Int { distill.hasInitStage ? initEpochs ?? DistillationMethod.defaultInitEpochs : 0 }
     public var isDistilled: Bool { distill != .none }
 
     /// γ, α, β of γ·CE + α·KL_T + β·L_kd as the run uses them (`distill: none` is γ = 1 alone).
     public var lossWeights: (gamma: Double, alpha: Double, beta: Double) {
         if distill == .none { return (1, 0, 0) }
-        return (gamma ?? distill.defaultGamma, alpha, distill.readsFeatures ? beta ?? distill.defaultBeta : 0)
+        let b = distill.readsFeatures && distill != .fsp ? beta ?? distill.defaultBeta : 0
+        return (gamma ?? distill.defaultGamma, alpha, b)
     }
 
     /// What is wrong with the values, one issue per key (empty when valid): ranges, and names that must exist
@@ -162,6 +170,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
         if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }
         if let beta { check(beta >= 0 && beta.isFinite, "beta", "must be ≥ 0, got \(beta)") }
+        check(beta == nil || distill != .fsp, "beta",
+              "fsp has no main-stage term (the authors' L_kd is 0 after its initialisation stage, utils_distill.py:207-209)")
+        if let initEpochs {
+            check(initEpochs >= 0, "init_epochs", "must be ≥ 0, got \(initEpochs)")
+            check(distill.hasInitStage, "init_epochs", "applies to fsp and ft (the methods with an initialisation stage), not \(distill.rawValue)")
+        }
         check(distill == .none || lossWeights.gamma > 0 || lossWeights.alpha > 0 || lossWeights.beta > 0, "distill",
               "\(distill.rawValue) has every loss weight at 0 (gamma, alpha, beta)")
         if distill == .sqakd { positive(alpha, "alpha") }
@@ -214,6 +228,12 @@ public enum DistillationMethod: String, ConfigChoice {
     case cc
     /// Variational information distillation on feat[1:-1] (`vid`).
     case vid
+    /// FSP matrices between consecutive features of feat[:-1] (`fsp`), in an initialisation stage only;
+    /// the main stage is γ·CE + α·KL_T (`utils_distill.py:131-140,207-209`).
+    case fsp
+    /// Factor transfer on feat[-2] (`factor`): Paraphraser trained in an initialisation stage, then frozen;
+    /// Translator trained with the student (`utils_distill.py:114-129,210-213`).
+    case ft
 
     /// γ when `gamma` is absent: the Table 7 scripts' kd_gamma (0 for SQAKD, 1 for every other method, §5.2).
     public var defaultGamma: Double { self == .sqakd ? 0 : 1 }
@@ -222,7 +242,8 @@ public enum DistillationMethod: String, ConfigChoice {
     /// 1 for `kd`, whose only use in the scripts is kd_alpha 1).
     public var defaultAlpha: Double { readsFeatures ? 0 : 1 }
 
-    /// β when `beta` is absent: kd_beta of `run_cifar10_resnet20_EWGS+KDs.sh` (§5.2).
+    /// β when `beta` is absent: kd_beta of `run_cifar10_resnet20_EWGS+KDs.sh` (§5.2). fsp's 50 multiplies
+    /// L_kd = 0 there (`utils_distill.py:207-209`), so the run uses no β term (`lossWeights`).
     public var defaultBeta: Double {
         switch self {
         case .none, .sqakd, .kd: return 0
@@ -233,8 +254,16 @@ public enum DistillationMethod: String, ConfigChoice {
         case .fitnet: return 100
         case .cc: return 0.02
         case .vid: return 1
+        case .fsp: return 50
+        case .ft: return 200
         }
     }
+
+    /// Whether the method trains something before epoch 1 (`utils_distill.py:123,138`).
+    public var hasInitStage: Bool { self == .fsp || self == .ft }
+
+    /// The authors' `--init_epochs` (`train_quant.py:114`).
+    public static let defaultInitEpochs = 30
 
     /// Whether the method has a term of its own on intermediate features (β·L_kd).
     public var readsFeatures: Bool { defaultBeta != 0 }

@@ -76,7 +76,7 @@ final class TrainingSetup {
         checkpointMetadata = meta
         objective = try config.objective(student: student, teacher: teacher, inputHeight: inputHeight, inputWidth: inputWidth)
 
-        let auxiliaryParameters = objective.module?.parameters() ?? []
+        let auxiliaryParameters = objective.trainableModule?.parameters() ?? []
         // Quantizer parameters trained like weights (PACT's learned α): model optimizer, own decay, own group
         // after the model group (none in the released schemes, whose groups are unchanged).
         let decayed = decayedQuantizerParameters(of: student)
