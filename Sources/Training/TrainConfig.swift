@@ -93,12 +93,22 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Weight γ of the cross-entropy term; absent = the method's (0 for sqakd, 1 otherwise; §5.2).
     public var gamma: Double?
     /// Weight β of the method's own term L_kd; absent = the method's §5.2 default (`defaultBeta`:
-    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1).
+    /// at 1000, nst 50, sp 3000, rkd 1, crd 0.8, fitnet 100, cc 0.02, vid 1, cktf 1).
     public var beta: Double?
+    /// `cktf` only: weight θ of its intermediate CRD terms, L = γ·CE + α·KL_T + β·CRD(feat[-1]) +
+    /// θ·Σ CRD(intermediates) (`--kd_theta`, `train_quant.py:417-419`); absent = 0.8, the Table 7 scripts'.
+    public var theta: Double?
+    /// `crd` and `cktf`: negatives per sample K (`--nce_k`); absent = the method's (`defaultNegatives`:
+    /// crd 16384, `train_quant.py:102`; cktf 4096, the scripts' `--nce_k 4096`).
+    public var nceK: Int?
 
     public init() {}
 
     public var isQuantized: Bool { quantizer != "fp" }
+    /// θ of `cktf` as the run uses it.
+    public var resolvedTheta: Double { theta ?? 0.8 }
+    /// K of `crd` / `cktf` as the run uses it (0 for the other methods).
+    public var resolvedNegatives: Int { nceK ?? distill.defaultNegatives }
     public var isDistilled: Bool { distill != .none }
 
     /// γ, α, β of γ·CE + α·KL_T + β·L_kd as the run uses them (`distill: none` is γ = 1 alone).
@@ -150,6 +160,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
         if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }
         if let beta { check(beta >= 0 && beta.isFinite, "beta", "must be ≥ 0, got \(beta)") }
+        if let theta {
+            check(distill == .cktf, "theta", "weights cktf's intermediate terms; distill \(distill.rawValue) has none")
+            check(theta >= 0 && theta.isFinite, "theta", "must be ≥ 0, got \(theta)")
+        }
+        if let nceK {
+            check(distill.defaultNegatives > 0, "nce_k", "sets the negatives of crd and cktf; distill \(distill.rawValue) draws none")
+            check(nceK >= 1, "nce_k", "must be ≥ 1, got \(nceK)")
+        }
         check(distill == .none || lossWeights.gamma > 0 || lossWeights.alpha > 0 || lossWeights.beta > 0, "distill",
               "\(distill.rawValue) has every loss weight at 0 (gamma, alpha, beta)")
         if distill == .sqakd { positive(alpha, "alpha") }
@@ -179,7 +197,7 @@ public enum ScheduleKind: String, ConfigChoice {
 }
 
 /// How a student learns from its teacher: the authors' `--distill` (reference §6) with its weights in
-/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … vid) read intermediate
+/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … cktf) read intermediate
 /// features of the student and teacher (`Model.featurePaths`, the authors' `feat` list).
 public enum DistillationMethod: String, ConfigChoice {
     /// No teacher: cross-entropy with the labels.
@@ -202,6 +220,10 @@ public enum DistillationMethod: String, ConfigChoice {
     case cc
     /// Variational information distillation on feat[1:-1] (`vid`).
     case vid
+    /// Contrastive representation distillation on feat[-1] (`crd`: memory banks, K other-class negatives).
+    case crd
+    /// CRD on f0, every group's last block and feat[-1], the authors' CKTF (`crdst`).
+    case cktf
 
     /// γ when `gamma` is absent: the Table 7 scripts' kd_gamma (0 for SQAKD, 1 for every other method, §5.2).
     public var defaultGamma: Double { self == .sqakd ? 0 : 1 }
@@ -221,6 +243,18 @@ public enum DistillationMethod: String, ConfigChoice {
         case .fitnet: return 100
         case .cc: return 0.02
         case .vid: return 1
+        case .crd: return 0.8
+        case .cktf: return 1
+        }
+    }
+
+    /// Negatives per sample K of the contrastive methods (`--nce_k`: default 16384, `train_quant.py:102`;
+    /// CKTF's script rows 4096), 0 for the others.
+    public var defaultNegatives: Int {
+        switch self {
+        case .crd: return 16384
+        case .cktf: return 4096
+        default: return 0
         }
     }
 
