@@ -165,7 +165,8 @@ func crdLoss(_ key: String) throws -> Double { Double(try crdGoldenTensor(key)[0
     }
 
     /// The CKTF feature transforms' backward (window pool, global pool, batch normalisation) through a
-    /// criterion, against central differences on [B, C, H, W] features.
+    /// criterion, against central differences on [B, C, H, W] features. (h = 1e-2: the loss is smooth, and
+    /// at h = 2e-3 its float32 rounding, ~1e-6, is 15% of the difference of a 2e-3 gradient.)
     @Test(arguments: [ContrastFeature.pooled(window: 4), .pooled(window: nil), .batchNormalizedPooled(window: 4),
                       .batchNormalizedPooled(window: nil)])
     func cktfFeatureFiniteDifferences(feature: ContrastFeature) throws {
@@ -189,7 +190,7 @@ func crdLoss(_ key: String) throws -> Double { Double(try crdGoldenTensor(key)[0
         #expect(g.shape == fs.shape)
         let failures = finiteDifferenceFailures({ value().loss }, [("f_s", fs, g), ("embed_s.weight", c.embedStudent.linear.weight.value,
                                                                                     c.embedStudent.linear.weight.grad.copy())],
-                                                h: 2e-3, atol: 1e-4, rtol: 2e-2)
+                                                h: 1e-2, atol: 1e-4, rtol: 2e-2)
         #expect(failures == [])
     }
 }
