@@ -59,8 +59,10 @@ public struct LossMix {
         return modules.isEmpty ? nil : ModuleList(modules.map { (name: "", layer: $0) })
     }
 
-    /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`.
-    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
+    public var usesSamples: Bool { terms.contains { $0.objective.usesSamples } }
+
+    /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`, `samples` when `usesSamples`.
+    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32], samples: BatchSamples? = nil) -> ObjectiveValue {
         var total: Double?
         var dLogits: Tensor?
         var dFeatures: [String: Tensor] = [:]
@@ -71,7 +73,7 @@ public struct LossMix {
             let owned = w == 1 ? [] : (term.objective.trainableModule?.parameters().map(\.parameter) ?? [])
             let before = owned.map { $0.grad.copy() }
             let v = term.objective.evaluate(student: student, teacher: term.objective.usesTeacher ? teacher : nil,
-                                            labels: labels)
+                                            labels: labels, samples: samples)
             for (p, b) in zip(owned, before) { scaleIncrement(p.grad, since: b, by: w) }
             let l = w == 1 ? v.loss : w * v.loss
             total = total.map { $0 + l } ?? l

@@ -10,7 +10,8 @@ extension TrainConfig {
     /// features the authors pick from `forward(is_feat=True)` (reference §6, `utils_distill.py:153-213`),
     /// with feat = `Model.featurePaths` of each network:
     ///
-    ///     at, nst, vid   feat[1:-1]        sp, ft   feat[-2]        rkd, cc   feat[-1]        fitnet   feat[2]
+    ///     at, nst, vid   feat[1:-1]        sp, ft   feat[-2]        rkd, cc, crd   feat[-1]        fitnet   feat[2]
+    ///     cktf           β·CRD(feat[-1]) + θ·[CRD(pool(f0)) + Σ_{feat[1:-1]} CRD(pool(normalize_batch(f)))]
     ///
     /// fsp's main stage is γ·CE + α·KL_T alone (its FSP term lives in the initialisation stage,
     /// `initStageObjective`); ft's Paraphraser is trained by that stage (`InitStage`).
@@ -19,8 +20,11 @@ extension TrainConfig {
     /// trainable modules (fitnet, cc, vid) size them from the features' shapes on an input of
     /// `inputHeight`×`inputWidth` (the authors probe with a 2×3×32×32 batch, `utils_distill.py:26-30`; here
     /// an eval forward of the teacher, which must be ready to run) and
-    /// draw their initial values from `RNG(seed: seed).derived(auxiliarySeedLabel)`.
-    public func objective(student: any Model, teacher: (any Model)?, inputHeight: Int = 32, inputWidth: Int = 32) throws -> LossMix {
+    /// draw their initial values from `RNG(seed: seed).derived(auxiliarySeedLabel)`. crd and cktf size their
+    /// memory banks and draw negatives from `trainingLabels` (the whole training set's, in dataset order),
+    /// their negatives from `RNG(seed: seed).derived(contrastSeedLabel)` (`ContrastSampler`).
+    public func objective(student: any Model, teacher: (any Model)?, inputHeight: Int = 32, inputWidth: Int = 32,
+                          trainingLabels: [Int32] = []) throws -> LossMix {
         let ce = CrossEntropyObjective(labelSmoothing: labelSmoothing)
         let kl = SoftTargetObjective(temperature: temperature)
         let w = lossWeights
@@ -75,6 +79,18 @@ extension TrainConfig {
                 throw ConfigError("distill ft: feat[-2] must be a [C, H, W] map with C ≥ 2, got \(ss[p.student]!) and \(ts[p.teacher]!)")
             }
             other = FactorTransferObjective(pair: p, studentChannels: ss[p.student]![0], teacherChannels: ts[p.teacher]![0], rng: &rng)
+        case .crd:
+            let p = FeaturePair(student: fs.last!, teacher: ft.last!)
+            let sampler = try contrastSampler(trainingLabels)
+            let ss = try studentShapes([p.student])[p.student]!
+            let ts = try featureShapes(teacher, [p.teacher], inputHeight, inputWidth)[p.teacher]!
+            let c = CRDCriterion(studentDimension: ss.reduce(1, *), teacherDimension: ts.reduce(1, *), dataCount: trainingLabels.count,
+                                 negatives: resolvedNegatives, rng: &rng)
+            other = ContrastiveObjective(name: "crd", heads: [.init(pair: p, feature: .flat, criterion: c)], names: [""], sampler: sampler)
+        case .cktf:
+            let (last, intermediate) = try cktfObjectives(student: student, teacher: teacher, height: inputHeight, width: inputWidth,
+                                                          trainingLabels: trainingLabels, studentShapes: studentShapes, rng: &rng)
+            return LossMix([(w.gamma, ce), (w.alpha, kl), (w.beta, last), (resolvedTheta, intermediate)])
         case .none, .sqakd, .kd, .fsp: preconditionFailure("handled above")
         }
         return LossMix([(w.gamma, ce), (w.alpha, kl), (w.beta, other)])
@@ -107,6 +123,64 @@ extension TrainConfig {
         return FSPObjective(pairs: zip(fs, ft).map { FeaturePair(student: $0, teacher: $1) })
     }
 
+    /// CKTF (`crdst`; `utils_distill.py:53-71,220-239`, `distiller_zoo/ST.py`, reference §6): one CRD criterion
+    /// per feature, built in the authors' order (criterion_kd.1 … .5): f0 pooled; each group's last block
+    /// (feat[1:-1]: the groups' outputs) normalised over the batch, then pooled, against the teacher's last
+    /// block of the same group (st_method Last); feat[-1] as it is. The pool is the architecture's
+    /// (`ST.py:16-23`, `flatGroupOut`): ResNet AvgPool2d(8), VGG a global average. Returns the feat[-1]
+    /// objective (weight β) and the intermediate one (weight θ), which share one draw of negatives per batch.
+    func cktfObjectives(student: any Model, teacher: any Model, height: Int, width: Int, trainingLabels: [Int32],
+                        studentShapes: ([String]) throws -> [String: [Int]], rng: inout RNG)
+        throws -> (last: ContrastiveObjective, intermediate: ContrastiveObjective) {
+        let window: Int?
+        if student.architecture.hasPrefix("resnet") {
+            window = 8
+        } else if student.architecture.hasPrefix("vgg") {
+            window = nil
+        } else {
+            throw ConfigError("distill cktf pools features as the authors' ResNet or VGG; \(student.architecture) is neither")
+        }
+        let sampler = try contrastSampler(trainingLabels)
+        let fs = student.featurePaths, ft = teacher.featurePaths
+        let pairs = zip(fs, ft).map { FeaturePair(student: $0, teacher: $1) }
+        let ss = try studentShapes(fs)
+        let ts = try featureShapes(teacher, ft, height, width)
+        var heads: [ContrastiveObjective.Head] = []
+        for (i, p) in pairs.enumerated() {
+            let isLast = i == pairs.count - 1
+            let feature: ContrastFeature = isLast ? .flat : i == 0 ? .pooled(window: window) : .batchNormalizedPooled(window: window)
+            let s = ss[p.student]!, t = ts[p.teacher]!
+            if !isLast {
+                guard s == t else {
+                    throw ConfigError("distill cktf: student feature \(p.student) \(s) and teacher feature \(p.teacher) \(t) differ " +
+                                      "(the authors' zero-padding of channels is not supported)")
+                }
+                if let window, s.count != 3 || s[1] < window || s[2] < window {
+                    throw ConfigError("distill cktf pools \(p.student) \(s) over \(window)×\(window) windows (AvgPool2d(\(window))); " +
+                                      "its map is smaller (inputs of \(height)×\(width))")
+                }
+            }
+            let c = CRDCriterion(studentDimension: feature.dimension(of: s), teacherDimension: feature.dimension(of: t),
+                                 dataCount: trainingLabels.count, negatives: resolvedNegatives, rng: &rng)
+            heads.append(.init(pair: p, feature: feature, criterion: c))
+        }
+        let n = heads.count
+        let last = ContrastiveObjective(name: "cktf", heads: [heads[n - 1]], names: ["\(n)"], sampler: sampler)
+        let intermediate = ContrastiveObjective(name: "cktf_st", heads: Array(heads[0..<(n - 1)]),
+                                                names: (1..<n).map { "\($0)" }, sampler: sampler)
+        return (last, intermediate)
+    }
+
+    /// The negatives' sampler of crd / cktf over the training set's labels.
+    func contrastSampler(_ labels: [Int32]) throws -> ContrastSampler {
+        guard !labels.isEmpty else { throw ConfigError("distill \(distill.rawValue) needs the training set's labels (its memory banks hold one row per sample)") }
+        do {
+            return try ContrastSampler(labels: labels, negatives: resolvedNegatives, rng: RNG(seed: seed).derived(Self.contrastSeedLabel))
+        } catch {
+            throw ConfigError("distill \(distill.rawValue): \(error)")
+        }
+    }
+
     /// The feature shapes of both sides; throws when a pair differs in spatial size (the authors' pooling of
     /// the larger map is not supported).
     @discardableResult
@@ -123,6 +197,8 @@ extension TrainConfig {
 
     /// Label of the RNG stream the objectives' own modules draw from (independent of the model's).
     static let auxiliarySeedLabel: UInt64 = 0x6b64
+    /// Label of the RNG stream of crd's and cktf's negatives.
+    static let contrastSeedLabel: UInt64 = 0x637264
 }
 
 /// The shapes per image ([C, H, W] or [D]) of `model`'s outputs at `paths` on an input of height × width,

@@ -101,19 +101,29 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Weight γ of the cross-entropy term; absent = the method's (0 for sqakd, 1 otherwise; §5.2).
     public var gamma: Double?
     /// Weight β of the method's own term L_kd; absent = the method's §5.2 default (`defaultBeta`:
-    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1, ft 200; fsp has no main-stage term).
+    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1, ft 200, crd 0.8, cktf 1; fsp has no main-stage term).
     public var beta: Double?
     /// Epochs of the method's initialisation stage, which runs before epoch 1 (fsp: the student's feature
     /// modules on the FSP loss alone; ft: the Paraphraser on reconstructing the teacher's feature; see
     /// `InitStage`); absent = the authors' `--init_epochs` 30 (`train_quant.py:114`; no Table 7 script sets it).
     /// Only fsp and ft have one.
     public var initEpochs: Int?
+    /// `cktf` only: weight θ of its intermediate CRD terms, L = γ·CE + α·KL_T + β·CRD(feat[-1]) +
+    /// θ·Σ CRD(intermediates) (`--kd_theta`, `train_quant.py:417-419`); absent = 0.8, the Table 7 scripts'.
+    public var theta: Double?
+    /// `crd` and `cktf`: negatives per sample K (`--nce_k`); absent = the method's (`defaultNegatives`:
+    /// crd 16384, `train_quant.py:102`; cktf 4096, the scripts' `--nce_k 4096`).
+    public var nceK: Int?
 
     public init() {}
 
     public var isQuantized: Bool { quantizer != "fp" }
     /// Epochs of the initialisation stage this run trains before epoch 1 (0 for methods without one).
     public var initStageEpochs: Int { distill.hasInitStage ? initEpochs ?? DistillationMethod.defaultInitEpochs : 0 }
+    /// θ of `cktf` as the run uses it.
+    public var resolvedTheta: Double { theta ?? 0.8 }
+    /// K of `crd` / `cktf` as the run uses it (0 for the other methods).
+    public var resolvedNegatives: Int { nceK ?? distill.defaultNegatives }
     public var isDistilled: Bool { distill != .none }
 
     /// γ, α, β of γ·CE + α·KL_T + β·L_kd as the run uses them (`distill: none` is γ = 1 alone).
@@ -176,6 +186,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             check(initEpochs >= 0, "init_epochs", "must be ≥ 0, got \(initEpochs)")
             check(distill.hasInitStage, "init_epochs", "applies to fsp and ft (the methods with an initialisation stage), not \(distill.rawValue)")
         }
+        if let theta {
+            check(distill == .cktf, "theta", "weights cktf's intermediate terms; distill \(distill.rawValue) has none")
+            check(theta >= 0 && theta.isFinite, "theta", "must be ≥ 0, got \(theta)")
+        }
+        if let nceK {
+            check(distill.defaultNegatives > 0, "nce_k", "sets the negatives of crd and cktf; distill \(distill.rawValue) draws none")
+            check(nceK >= 1, "nce_k", "must be ≥ 1, got \(nceK)")
+        }
         check(distill == .none || lossWeights.gamma > 0 || lossWeights.alpha > 0 || lossWeights.beta > 0, "distill",
               "\(distill.rawValue) has every loss weight at 0 (gamma, alpha, beta)")
         if distill == .sqakd { positive(alpha, "alpha") }
@@ -205,7 +223,7 @@ public enum ScheduleKind: String, ConfigChoice {
 }
 
 /// How a student learns from its teacher: the authors' `--distill` (reference §6) with its weights in
-/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … vid) read intermediate
+/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … cktf) read intermediate
 /// features of the student and teacher (`Model.featurePaths`, the authors' `feat` list).
 public enum DistillationMethod: String, ConfigChoice {
     /// No teacher: cross-entropy with the labels.
@@ -234,6 +252,10 @@ public enum DistillationMethod: String, ConfigChoice {
     /// Factor transfer on feat[-2] (`factor`): Paraphraser trained in an initialisation stage, then frozen;
     /// Translator trained with the student (`utils_distill.py:114-129,210-213`).
     case ft
+    /// Contrastive representation distillation on feat[-1] (`crd`: memory banks, K other-class negatives).
+    case crd
+    /// CRD on f0, every group's last block and feat[-1], the authors' CKTF (`crdst`).
+    case cktf
 
     /// γ when `gamma` is absent: the Table 7 scripts' kd_gamma (0 for SQAKD, 1 for every other method, §5.2).
     public var defaultGamma: Double { self == .sqakd ? 0 : 1 }
@@ -256,6 +278,18 @@ public enum DistillationMethod: String, ConfigChoice {
         case .vid: return 1
         case .fsp: return 50
         case .ft: return 200
+        case .crd: return 0.8
+        case .cktf: return 1
+        }
+    }
+
+    /// Negatives per sample K of the contrastive methods (`--nce_k`: default 16384, `train_quant.py:102`;
+    /// CKTF's script rows 4096), 0 for the others.
+    public var defaultNegatives: Int {
+        switch self {
+        case .crd: return 16384
+        case .cktf: return 4096
+        default: return 0
         }
     }
 

@@ -1,4 +1,5 @@
 import Datasets
+import Distillation
 import Foundation
 import Kernels
 import Models
@@ -55,7 +56,8 @@ public final class Trainer {
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
                                      augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
         let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
-                                      inputHeight: train.height, inputWidth: train.width, iterationsPerEpoch: loader.batchCount)
+                                      inputHeight: train.height, inputWidth: train.width, iterationsPerEpoch: loader.batchCount,
+                                      trainingLabels: train.labels)
         let model = setup.student
         let step = try TrainingStep(setup: setup, objective: setup.objective)
         let initStage = try InitStage(setup: setup, inputHeight: train.height, inputWidth: train.width)
@@ -103,7 +105,7 @@ public final class Trainer {
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
                 if setup.perIterationSchedule { setup.setLearningRates(epoch: epoch, iteration: batch.index) }
-                let r = step(batch.images, labels: batch.labels)
+                let r = step(batch.images, labels: batch.labels, samples: BatchSamples(indices: batch.indices, epoch: epoch))
                 let l = r.loss
                 correct += r.correct
                 guard r.stepped else {
