@@ -112,6 +112,14 @@ func bilinearTap(_ dst: Int, inSize: Int, outSize: Int) -> (i0: Int, i1: Int, l0
     return (i0, i1, 1 - l1, l1)
 }
 
+/// round(v) half to even for v in [0, 255] (a convex combination of bytes), as `v.rounded(.toNearestOrEven)`
+/// without a libm call: adding 1.5·2²³ leaves a float whose unit is 1, so the addition itself rounds (to
+/// nearest even, the default mode) and the low mantissa bits hold the integer.
+@inline(__always)
+func roundedByte(_ v: Float) -> Int {
+    min(Int((v + 12_582_912).bitPattern & 0x3FF), 255)
+}
+
 /// One resized-crop sample through the normalisation LUT.
 ///
 /// x: [C, H, W] bytes. The box `box` of x is resized bilinearly to [RH, RW] (`bilinearTap` per axis,
@@ -150,7 +158,7 @@ public func resizedCropNormalizeImage(_ y: UnsafeMutablePointer<Float>, _ x: Uns
                 let r0 = scratch + ty.i0 * OW, r1 = scratch + ty.i1 * OW, yr = yc + i * OW
                 for j in 0..<OW {
                     let v = r0[j] * ty.l0 + r1[j] * ty.l1
-                    yr[j] = t[Int(v.rounded(.toNearestOrEven))]
+                    yr[j] = t[roundedByte(v)]
                 }
             }
         }

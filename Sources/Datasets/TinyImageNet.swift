@@ -333,14 +333,13 @@ public enum TinyImageNet {
 
     // MARK: Reading the prepared data
 
-    /// The manifest of the prepared data under `root`; `.missingFiles` (with `howToGet`) when there is none.
+    /// The manifest of the prepared data under `root`; without one, a one-line `.badTree` naming it that says
+    /// what to download and which command to run (`howToGet`).
     public static func manifest(root: String?) throws -> Manifest {
         let dir = directory(root: root)
         let path = (dir as NSString).appendingPathComponent(manifestName)
         guard FileIO.exists(path) else {
-            let expected = [manifestName] + Split.allCases.flatMap { [files($0).images, files($0).labels] }
-            throw DatasetError.missingFiles(dataset: "Tiny-ImageNet (prepared)", directory: dir, expected: expected,
-                                            missing: [path], howToGet: howToGet(root: root))
+            throw DatasetError.badTree(path: path, reason: "no such file: Tiny-ImageNet is not prepared here. " + howToGet(root: root))
         }
         return try Manifest.read(path)
     }

@@ -154,6 +154,13 @@ struct FixedDraws: CropDraws {
         }
     }
 
+    @Test func roundedByteIsRoundHalfToEven() {
+        var rng = RNG(seed: 3)
+        let values = stride(from: Float(0), through: 255, by: 0.25).map { $0 } + (0..<10_000).map { _ in rng.uniform() * 255 }
+            + [0.49999997, 0.50000006, 254.5, 255.00002, 2.5, 3.5]
+        for v in values { #expect(roundedByte(v) == Int(v.rounded(.toNearestOrEven)), "\(v)") }
+    }
+
     @Test func flipMirrorsAndCentreCropIsTheMiddle() {
         let (C, H, W) = (3, 8, 8)
         let x = (0..<(C * H * W)).map { UInt8(($0 * 29) % 256) }

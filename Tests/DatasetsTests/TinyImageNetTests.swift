@@ -88,13 +88,14 @@ struct TinyImageNetPrepareTests {
         let file = FashionTree.annotated + "/val/images/val_0.JPEG"
         let pil = runPython(["-c", "from PIL import Image; import sys; sys.stdout.write(Image.open('\(file)').convert('RGB').tobytes().hex())"])
         try #require(pil.status == 0, "\(pil.output)")
-        let hwc = stride(from: 0, to: pil.output.count, by: 2).map { i -> UInt8 in
-            let s = pil.output.index(pil.output.startIndex, offsetBy: i)
-            return UInt8(pil.output[s...pil.output.index(after: s)], radix: 16)!
-        }
-        let chw = Array(val.image(45))
-        #expect(hwc.count == 64 * 64 * 3)
-        #expect((0..<(64 * 64)).allSatisfy { p in (0..<3).allSatisfy { c in chw[c * 4096 + p] == hwc[p * 3 + c] } })
+        let hex = Array(pil.output.utf8)
+        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : c - 87 }
+        var hwc = [UInt8]()
+        for i in stride(from: 0, to: hex.count - 1, by: 2) { hwc.append(nibble(hex[i]) << 4 | nibble(hex[i + 1])) }
+        try #require(hwc.count == 64 * 64 * 3)
+        var fromPIL = [UInt8](repeating: 0, count: hwc.count)
+        for p in 0..<(64 * 64) { for c in 0..<3 { fromPIL[c * 4096 + p] = hwc[p * 3 + c] } }
+        #expect(Array(val.image(45)) == fromPIL)
     }
 
     @Test func bothValLayoutsPackTheSameBytesAndGreyJPEGsDecode() throws {
@@ -161,10 +162,11 @@ struct TinyImageNetPrepareTests {
             return m.replacingOccurrences(of: tree, with: "TREE")
         }
         let fm = FileManager.default
-        // Corrupt JPEG: cut in half.
+        // Corrupt JPEG: cut inside the entropy-coded data (libjpeg's "premature end" warning is an error here).
         var m = try failure { t in
             let f = t + "/train/n00000003/images/n00000003_4.JPEG"
-            write(Array(try FileIO.read(f).prefix(300)), to: f)
+            let bytes = try FileIO.read(f)
+            write(Array(bytes.prefix(bytes.count * 2 / 3)), to: f)
         }
         #expect(m.hasPrefix("TREE/train/n00000003/images/n00000003_4.JPEG: cannot read: corrupt JPEG"), "\(m)")
         m = try failure { t in write(Array("not a jpeg".utf8), to: t + "/val/images/val_3.JPEG") }

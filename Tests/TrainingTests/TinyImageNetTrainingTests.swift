@@ -35,7 +35,7 @@ private let pilAvailable = python(["-c", "import PIL, numpy"]).status == 0
 
     /// ResNet-20 on Fashion-MNIST written as a Tiny-ImageNet JPEG tree (100 train / 20 val images per class,
     /// prepared by `TinyImageNet.prepare`), trained through the Tiny-ImageNet pipelines at image_size 32 for
-    /// one epoch: above chance (10%) on the 200 val images. Seen: FIGURE.
+    /// one epoch: above chance (10%) on the 200 val images. Seen: 39.5% val top-1 (train loss 1.89), seed 1, 2 threads.
     @Test(.enabled(if: pilAvailable, "needs python3-pil, python3-numpy and dataset-fashion-mnist (make deps-test)"))
     func resnet20LearnsThePreparedFashionTree() throws {
         let work = temporaryDirectory("tiny-data")
@@ -49,6 +49,10 @@ private let pilAvailable = python(["-c", "import PIL, numpy"]).status == 0
 
         var c = tinyConfig()
         c.imageSize = 32
+        // One epoch: a per-iteration cosine from 0.05 to 0 (a constant 0.1 ends with unsettled BN statistics).
+        c.schedule = .warmupCosine
+        c.warmupIterations = 0
+        c.lr = 0.05
         let dir = work.appendingPathComponent("run")
         let t = Trainer(config: c, runDirectory: dir, dataRoot: root)
         t.progress.quiet = true
