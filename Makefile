@@ -1,9 +1,10 @@
 # SQAKDBench. `make setup` once on a fresh Debian 12 machine, then `make test`.
 SWIFT ?= swift
 # What the build and the tests need; PyTorch only serves the golden-file and comparison scripts.
+# python3-pil and python3-numpy: the tests write a Fashion-MNIST tree of JPEGs (scripts/make_fashion_tiny_imagenet.py).
 # slurm-wlm and munge: the single-node Slurm test (scripts/slurm-single-node.sh) runs the smoke suite through sbatch.
-TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config slurm-wlm munge
-APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
+TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist python3-pil python3-numpy pkg-config slurm-wlm munge
+APT_PACKAGES = $(TEST_PACKAGES) python3-torch
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
 .PHONY: setup deps deps-test apt build test soak bench golden sweep-fashion-mnist report clean

@@ -422,7 +422,7 @@ extension TrainConfig {
 
     /// Properties added after record schema 1; at their defaults they are left out of `schema1RunID`.
     static let propertiesAfterSchema1 = ["evalTrainSet", "ewgsDeltaUpdateEvery", "ewgsDeltaProbe", "fpEdgeLayers",
-                                               "perLayerActivationQuantizers", "randomInit"]
+                                               "perLayerActivationQuantizers", "randomInit", "imageSize"]
 
     /// A stored config (`config.json`, a record's `config`): its keys over `TrainConfig()`, no recipe, strict
     /// on keys and types. Schema-1 files (camelCase keys) are read too.

@@ -45,8 +45,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var warmupIterations: Int = 2500
     /// Label smoothing ε of the cross-entropy (target (1−ε)·onehot + ε/C).
     public var labelSmoothing: Double = 0
-    /// Reference train augmentation (random crop 32 with 4 px zero padding, horizontal flip).
+    /// Reference train augmentation (CIFAR-style: random crop 32 with 4 px zero padding, horizontal flip;
+    /// tiny-imagenet: random-resized crop + flip). Off: the evaluation transform.
     public var augment: Bool = true
+    /// Training and evaluation resolution S (square); absent = the dataset's (`DatasetKind.defaultImageSize`:
+    /// 224 for tiny-imagenet as the paper, whose val pipeline resizes to ⌊S·256/224⌋ and centre-crops S).
+    /// Only tiny-imagenet resizes; the other datasets accept only their stored size.
+    public var imageSize: Int?
     public var seed: UInt64 = 0
     /// Use only the first N training images (0 = all). For smoke runs and tests.
     public var trainLimit: Int = 0
@@ -155,6 +160,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check((0..<1).contains(labelSmoothing), "label_smoothing", "must be in [0, 1), got \(labelSmoothing)")
         check(trainLimit >= 0, "train_limit", "must be ≥ 0 (0 = every image), got \(trainLimit)")
         check(testLimit >= 0, "test_limit", "must be ≥ 0 (0 = every image), got \(testLimit)")
+        if let imageSize, let kind = try? DatasetKind(id: dataset) {
+            if kind.isResizable {
+                check((8...1024).contains(imageSize), "image_size", "must be in 8…1024, got \(imageSize)")
+            } else {
+                check(imageSize == kind.info.height, "image_size",
+                      "is \(imageSize), but \(dataset) trains at its stored \(kind.info.height)×\(kind.info.width) only (omit image_size or give \(kind.info.height); only tiny-imagenet resizes)")
+            }
+        }
         do {
             let scheme = try QuantizerRegistry.scheme(named: quantizer)
             if isQuantized {

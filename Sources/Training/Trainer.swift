@@ -42,11 +42,14 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> RunRecord {
         try config.validate()
+        let kind = try DatasetKind(id: config.dataset)
+        // Data that must be prepared first stops the run before its directory exists (one line: what to
+        // download, which command to run).
+        if datasets == nil { try kind.checkPrepared(root: dataRoot) }
         // The lock before anything else: a run trained by another process is left to it (`RunLockBusy`).
         try run.create()
         let lock = try RunLock(run)
         defer { lock.release() }
-        let kind = try DatasetKind(id: config.dataset)
         var (train, test) = try datasets ?? (kind.load(root: dataRoot, split: .train), kind.load(root: dataRoot, split: .test))
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
         if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
@@ -54,13 +57,15 @@ public final class Trainer {
         guard test.count > 0 else { throw ConfigError("the test set \(test.name) is empty; every epoch ends with an evaluation on it") }
 
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
-                                     augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
+                                     augmentation: kind.trainTransform(imageSize: config.imageSize, augment: config.augment),
+                                     seed: config.seed)
+        let evalTransform = kind.evaluationTransform(imageSize: config.imageSize)
         let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
-                                      inputHeight: train.height, inputWidth: train.width, iterationsPerEpoch: loader.batchCount,
-                                      trainingLabels: train.labels)
+                                      inputHeight: loader.outputSize.height, inputWidth: loader.outputSize.width,
+                                      iterationsPerEpoch: loader.batchCount, trainingLabels: train.labels)
         let model = setup.student
         let step = try TrainingStep(setup: setup, objective: setup.objective)
-        let initStage = try InitStage(setup: setup, inputHeight: train.height, inputWidth: train.width)
+        let initStage = try InitStage(setup: setup, inputHeight: loader.outputSize.height, inputWidth: loader.outputSize.width)
 
         var record = try resumeOrStart(setup, initStage: initStage)
         let firstEpoch = record.epochs.count
@@ -121,8 +126,8 @@ public final class Trainer {
                                 imagesPerSecond: ips, etaSeconds: remaining)
             }
             let trainSeconds = Date().timeIntervalSince(started)
-            let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize)
-            let trainEval = config.evalTrainSet ? try evaluate(model, on: train, batchSize: config.evalBatchSize) : nil
+            let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize, transform: evalTransform)
+            let trainEval = config.evalTrainSet ? try evaluate(model, on: train, batchSize: config.evalBatchSize, transform: evalTransform) : nil
             let seconds = Date().timeIntervalSince(started)
             var m = EpochMetrics(epoch: epoch + 1, lr: lrs[0], trainLoss: lossSum / Double(seen),
                                  trainTop1: 100 * Double(correct) / Double(seen), testLoss: eval.loss,
