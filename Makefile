@@ -3,7 +3,7 @@ SWIFT ?= swift
 # What the build and the tests need; PyTorch only serves the golden-file and comparison scripts.
 # slurm-wlm and munge: the single-node Slurm test (scripts/slurm-single-node.sh) runs the smoke suite through sbatch.
 TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config slurm-wlm munge
-APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
+APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-torchvision python3-numpy
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
 .PHONY: setup deps deps-test apt build test soak bench golden sweep-fashion-mnist report clean
@@ -58,6 +58,7 @@ golden:
 	/usr/bin/python3 scripts/make_optim_schedule_golden.py
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
 	/usr/bin/python3 scripts/make_kd_golden.py
+	/usr/bin/python3 scripts/make_imagenet_golden.py
 
 clean:
 	rm -rf .build
