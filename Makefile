@@ -4,7 +4,7 @@ SWIFT ?= swift
 # python3-pil and python3-numpy: the tests write a Fashion-MNIST tree of JPEGs (scripts/make_fashion_tiny_imagenet.py).
 # slurm-wlm and munge: the single-node Slurm test (scripts/slurm-single-node.sh) runs the smoke suite through sbatch.
 TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist python3-pil python3-numpy pkg-config slurm-wlm munge
-APT_PACKAGES = $(TEST_PACKAGES) python3-torch
+APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-torchvision
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
 .PHONY: setup deps deps-test apt build test soak bench golden sweep-fashion-mnist report clean
@@ -59,6 +59,7 @@ golden:
 	/usr/bin/python3 scripts/make_optim_schedule_golden.py
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
 	/usr/bin/python3 scripts/make_kd_golden.py
+	/usr/bin/python3 scripts/make_imagenet_golden.py
 
 clean:
 	rm -rf .build

@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib"], resources: [.copy("Golden")]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
                     resources: [.copy("Golden")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),

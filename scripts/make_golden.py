@@ -95,6 +95,9 @@ def make_conv():
         "dw_s2p1_nobias": (2, 8, 8, 9, 9, 3, 2, 1, 8, False),
         "dw_s1p1_bias": (2, 6, 6, 7, 7, 3, 1, 1, 6, True),
         "k1_s2_nobias": (2, 4, 8, 8, 8, 1, 2, 0, 1, False),
+        # MobileNet-V2 / ShuffleNet-V2 depthwise 3x3 at a width tested in nChw16c too.
+        "dw32_s1p1_nobias": (2, 32, 32, 7, 7, 3, 1, 1, 32, False),
+        "dw32_s2p1_nobias": (2, 32, 32, 8, 8, 3, 2, 1, 32, False),
     }
     out, meta = {}, {}
     for name, (n, cin, cout, h, w, k, s, p, g, bias) in cases.items():

@@ -75,10 +75,11 @@ public struct ModelZooEntry: Sendable {
     public let build: @Sendable (_ classes: Int, _ inputChannels: Int, _ rng: inout RNG) -> any Model
 }
 
-/// The model zoo of the paper (reference §3.1, §3.2), one row per model. A new model is its family's
+/// The model zoo of the paper (reference §3.1–§3.3), one row per model. A new model is its family's
 /// file plus one row here.
 public enum ModelZoo {
     static let cifar: [(name: String, classes: Int)] = [("cifar10", 10), ("cifar100", 100)]
+    static let tinyImageNet: [(name: String, classes: Int)] = [("tiny-imagenet", 200)]
 
     public static let entries: [ModelZooEntry] = [
         ModelZooEntry(name: "resnet20", summary: "CIFAR ResNet-20 (option-A shortcuts, BatchNorm1d before the FC)",
@@ -100,6 +101,18 @@ public enum ModelZoo {
         ModelZooEntry(name: "vgg13", summary: "CIFAR VGG-13-BN (cfg 'B', no FC stack)",
                       inputSize: (32, 32), minimumInputSize: VGGCIFAR.minimumInputSize, datasets: cifar) { classes, channels, rng in
             VGGCIFAR(configuration: .b, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "resnet18", summary: "ImageNet ResNet-18 (torchvision; the authors' resnet18_imagenet)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            ResNetImageNet(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "mobilenetv2", summary: "MobileNet-V2 ×1.0 (torchvision; the authors' mobilenet_v2)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            MobileNetV2(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "vgg11_bn", summary: "Tiny-ImageNet VGG-11-BN (the authors' vgg11_bn: cfg 'A', no FC stack, pool3 never applied)",
+                      inputSize: (224, 224), minimumInputSize: VGGImageNet.minimumInputSize, datasets: tinyImageNet) { classes, channels, rng in
+            VGGImageNet(classes: classes, inputChannels: channels, rng: &rng)
         },
     ]
 
@@ -177,7 +190,9 @@ extension ModelZoo {
             let fill = String(repeating: " ", count: max(0, n - s.count))
             return right ? fill + s : s + fill
         }
-        var lines = [pad("model", 10) + " " + pad("dataset", 11) + " " + pad("classes", 7, right: true) + "  "
+        let nameWidth = max(10, entries.map(\.name.count).max() ?? 0)
+        let datasetWidth = max(11, entries.flatMap { $0.datasets.map(\.name.count) }.max() ?? 0)
+        var lines = [pad("model", nameWidth) + " " + pad("dataset", datasetWidth) + " " + pad("classes", 7, right: true) + "  "
                      + pad("input", 7) + " " + pad("params", 11, right: true) + "  " + pad("MACs/image", 10, right: true)]
         for e in entries {
             for (dataset, classes) in e.datasets {
@@ -185,13 +200,13 @@ extension ModelZoo {
                 let macs = m.macs(inputHeight: e.inputSize.height, inputWidth: e.inputSize.width)
                 let hundredths = Int((Double(macs) / 1e4).rounded())
                 let macsText = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100) M"
-                lines.append(pad(e.name, 10) + " " + pad(dataset, 11) + " " + pad("\(classes)", 7, right: true) + "  "
+                lines.append(pad(e.name, nameWidth) + " " + pad(dataset, datasetWidth) + " " + pad("\(classes)", 7, right: true) + "  "
                              + pad("\(e.inputSize.height)×\(e.inputSize.width)", 7) + " "
                              + pad(grouped(m.parameterCount), 11, right: true) + "  " + pad(macsText, 10, right: true))
             }
         }
         lines.append("")
-        lines += entries.map { pad($0.name, 10) + " " + $0.summary }
+        lines += entries.map { pad($0.name, nameWidth) + " " + $0.summary }
         return lines.joined(separator: "\n")
     }
 

@@ -10,6 +10,8 @@ import Tensors
 public struct BenchmarkResult: Codable, Sendable {
     public var model: String
     public var batch: Int
+    /// Input height and width.
+    public var imageSize: Int
     public var threads: Int
     public var trainImagesPerSecond: Double
     public var inferenceImagesPerSecond: Double
@@ -69,7 +71,7 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     let infer = (0..<steps).map { _ in time { _ = model.forward(x, mode: .eval) } }
     // Median step time: robust to the odd hiccup of a shared machine.
     func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
-    return BenchmarkResult(model: name, batch: batch, threads: Threads.count,
+    return BenchmarkResult(model: name, batch: batch, imageSize: size, threads: Threads.count,
                            trainImagesPerSecond: Double(batch) / (median(train) / 1000),
                            inferenceImagesPerSecond: Double(batch) / (median(infer) / 1000),
                            trainStepMilliseconds: train, inferenceMilliseconds: infer)

@@ -106,6 +106,7 @@ public final class Trainer {
             }
             let started = Date()
             let lrs = setup.setLearningRates(epoch: epoch)
+            Self.reseedDropout(model, seed: config.seed, epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
@@ -233,6 +234,20 @@ public final class Trainer {
         }
         if let bad = file.firstNonFinite() { return "\(model.lastPathComponent) holds \(bad.value) in '\(bad.name)'" }
         return nil
+    }
+
+    /// Seeds every `Dropout` of `model` from (seed, epoch, its position in tree order), so the masks of an
+    /// epoch do not depend on the epochs before it and a run resumed at an epoch boundary draws the masks of
+    /// the uninterrupted run (checkpoints hold no generator state). Models without dropout are untouched.
+    static func reseedDropout(_ model: Layer, seed: UInt64, epoch: Int) {
+        var k: UInt64 = 0
+        model.walk { _, layer in
+            if let d = layer as? Dropout {
+                d.rng = RNG(seed: seed).derived(0x4452_4F50).derived(UInt64(epoch) << 20 | k)
+                k += 1
+            }
+            return true
+        }
     }
 
     /// The EWGS paper's δ update before epoch `epoch` (0-based; `EWGSDeltaEstimator`), on the first

@@ -17,9 +17,17 @@ import Testing
     func policySelections(name: String) throws {
         let fp = try ModelZoo.make(name, classes: 10, seed: 1)
         let all = weightLayers(fp)
-        let stem = name.hasPrefix("resnet") ? ["conv1"] : all.filter { $0.hasPrefix("layer0.") }
+        let stem: [String]
+        switch name {
+        case "resnet20", "resnet32", "resnet18": stem = ["conv1"]
+        case "mobilenetv2": stem = ["features.0.0"]
+        case "vgg11_bn": stem = all.filter { $0.hasPrefix("block0.") }
+        default: stem = all.filter { $0.hasPrefix("layer0.") }
+        }
+        #expect(!stem.isEmpty)
         let inner = all.filter { !stem.contains($0) && $0 != all.last }
-        #expect(all.last == (name.hasPrefix("resnet") ? "linear" : "classifier"))
+        let classifiers = ["resnet20": "linear", "resnet32": "linear", "resnet18": "fc", "mobilenetv2": "classifier.1"]
+        #expect(all.last == classifiers[name, default: "classifier"])
 
         let cifar = try ModelZoo.make(name, classes: 10, seed: 1)
         #expect(try quantize(model: cifar, scheme: EWGSScheme(), bits: 2, policy: .cifar) == inner)
