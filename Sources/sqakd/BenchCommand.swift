@@ -16,6 +16,7 @@ struct BenchCommand: ParsableCommand {
         @Option var model: String = "resnet20"
         @Option var batch: Int = 128
         @Option var classes: Int = 10
+        @Option(help: "Input height and width of the synthetic images.") var imageSize: Int = 32
         @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
         @Option(help: "Weight and activation bit-width.") var bits: Int = 32
         @Option(help: "A distillation method (\(DistillationMethod.spellings.joined(separator: ", "))): adds the teacher's forward and the method's loss.") var distill: String = "none"
@@ -26,8 +27,8 @@ struct BenchCommand: ParsableCommand {
 
         func run() throws {
             try engine.apply()
-            let r = try benchmark(model: model, batch: batch, classes: classes, quantizer: quantizer, bits: bits, distill: distill,
-                                  warmup: warmup, steps: steps)
+            let r = try benchmark(model: model, batch: batch, classes: classes, size: imageSize, quantizer: quantizer, bits: bits,
+                                  distill: distill, warmup: warmup, steps: steps)
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.sortedKeys]

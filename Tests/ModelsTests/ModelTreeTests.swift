@@ -82,7 +82,7 @@ struct ModelTreeTests {
 
     /// Every zoo row builds a model with its name, and the listing prints one line per row and dataset.
     @Test func zooTableAndListing() throws {
-        #expect(ModelZoo.names == ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"])
+        #expect(ModelZoo.names == ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13", "shufflenet_v2_x0_5", "squeezenet1_0"])
         for e in ModelZoo.entries {
             let m = try ModelZoo.make(e.name, classes: 10, seed: 0)
             #expect(m.architecture == e.name)
@@ -92,7 +92,9 @@ struct ModelTreeTests {
         let lines = try ModelZoo.listing().split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         #expect(lines.contains(["resnet20", "cifar10", "10", "32×32", "269,850", "40.55", "M"]))
         #expect(lines.contains(["vgg13", "cifar100", "100", "32×32", "9,462,180", "284.94", "M"]))
-        #expect(lines.filter { $0.count == 7 }.count == 2 * ModelZoo.entries.count)
+        #expect(lines.contains(["shufflenet_v2_x0_5", "tiny-imagenet", "200", "224×224", "546,792", "39.66", "M"]))
+        #expect(lines.contains(["squeezenet1_0", "tiny-imagenet", "200", "224×224", "838,024", "749.70", "M"]))
+        #expect(lines.filter { $0.count == 7 }.count == ModelZoo.entries.reduce(0) { $0 + $1.datasets.count })
         #expect(ModelZoo.grouped(1_234_567) == "1,234,567" && ModelZoo.grouped(999) == "999")
     }
 
