@@ -107,7 +107,11 @@ struct ImageNetModelGoldenTests {
 
     /// Eval-mode logits and loss; train-mode logits, loss, gradients and running statistics.
     /// Tolerances: logits atol 1e-4, rtol 1e-4 and losses 1e-5 relative (summation order differs through
-    /// ~50 layers); full gradients atol 1e-4·(largest |g| of the tensor), rtol 1e-3; per-tensor gradient
+    /// ~50 layers); full gradients atol 3e-4·(largest |g| of the tensor), rtol 1e-3 (ShuffleNet's stem
+    /// gradient differs in 2 of 648 elements by 0.6%, 1.3e-4 of its largest: one ReLU input of the
+    /// torchvision run lies 9.8e-6 from zero, within the two engines' rounding difference, and a flipped
+    /// ReLU moves the stem gradient locally; no max-pool near-tie: the stem pool's closest top-two gap among
+    /// positive maxima is 1.4e-4); per-tensor gradient
     /// sums and norms atol 1e-5 + 1e-4·√n·norm (a sum of n terms each off by ε·|g| is off by at most
     /// ε·√n·‖g‖), rtol 1e-3 for norms. BN biases whose shift the next train-mode BN removes have gradients
     /// that are rounding noise (~1e-7) in both engines: the atol covers them.
@@ -150,7 +154,7 @@ struct ImageNetModelGoldenTests {
             let p = String(key.dropFirst(5)), expected = try g.tensor(key)
             guard let grad = parameters[p]?.grad else { Issue.record("no parameter \(p)"); continue }
             let scale = expected.array.map(abs).max() ?? 0
-            expectClose(grad, expected, atol: 1e-4 * scale, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
+            expectClose(grad, expected, atol: 3e-4 * scale, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
         }
 
         let buffers = Dictionary(uniqueKeysWithValues: model.buffers().map { ($0.name, $0.buffer) })

@@ -53,8 +53,9 @@ enum MACFormula {
 
 @Suite("Module tree")
 struct ModelTreeTests {
-    /// Traced MACs equal the old per-family formulas for every zoo model, several sizes, classes and channels.
-    @Test(arguments: ModelZoo.names)
+    /// Traced MACs equal the old per-family formulas for every CIFAR zoo model, several sizes, classes and
+    /// channels (the ImageNet models are checked against torchvision's counts in ImageNetModelTests).
+    @Test(arguments: ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"])
     func tracedMACsMatchFormulas(name: String) throws {
         for (classes, channels, h, w) in [(10, 3, 32, 32), (100, 3, 32, 32), (200, 3, 64, 64), (10, 1, 28, 28), (7, 3, 40, 24)] {
             let expected = MACFormula.of(name, classes: classes, inputChannels: channels, height: h, width: w)
