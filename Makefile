@@ -60,6 +60,7 @@ golden:
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
 	/usr/bin/python3 scripts/make_kd_golden.py
 	/usr/bin/python3 scripts/make_imagenet_golden.py
+	/usr/bin/python3 scripts/make_shufflenet_squeezenet_golden.py
 
 clean:
 	rm -rf .build

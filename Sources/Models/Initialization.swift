@@ -29,4 +29,11 @@ enum Initialization {
         let fanOut = t.shape[0] * t.shape.dropFirst(2).reduce(1, *)
         normal(t, std: (2 / Float(fanOut)).squareRoot(), rng: &rng)
     }
+
+    /// `torch.nn.init.kaiming_uniform_` defaults (a = 0, mode fan_in, leaky-ReLU gain √2): U(±√(6 / fan_in)),
+    /// fan_in as in `kaimingNormalFanIn`.
+    static func kaimingUniformFanIn(_ t: Tensor, rng: inout RNG) {
+        let fanIn = t.shape.dropFirst().reduce(1, *)
+        uniform(t, bound: (6 / Float(fanIn)).squareRoot(), rng: &rng)
+    }
 }

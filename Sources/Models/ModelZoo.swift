@@ -33,9 +33,12 @@ extension Model {
     @discardableResult
     public func tapFeatures() throws -> [Tap] { try tap(featurePaths) }
 
-    /// Path of the classifier: the last linear layer (plain or quantized) in tree order.
+    /// Path of the classifier: the last linear layer (plain or quantized) in tree order; in a model without
+    /// one (SqueezeNet's 1×1 conv classifier), the last convolution.
     public var classifierPath: String? {
-        modules().last { $0.layer is Linear || $0.layer is QLinear }?.path
+        let list = modules()
+        return (list.last { $0.layer is Linear || $0.layer is QLinear }
+                ?? list.last { $0.layer is Conv2d || $0.layer is QConv2d })?.path
     }
 
     /// Path of the layer that reads the image: the first convolution (plain or quantized) in tree order.
@@ -114,6 +117,14 @@ public enum ModelZoo {
                       inputSize: (224, 224), minimumInputSize: VGGImageNet.minimumInputSize, datasets: tinyImageNet) { classes, channels, rng in
             VGGImageNet(classes: classes, inputChannels: channels, rng: &rng)
         },
+        ModelZooEntry(name: "shufflenet_v2_x0_5", summary: "ShuffleNet-V2 ×0.5 (torchvision 0.11 definition and names)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            ShuffleNetV2(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "squeezenet1_0", summary: "SqueezeNet 1.0 (torchvision 0.11 definition and names)",
+                      inputSize: (224, 224), minimumInputSize: SqueezeNet.minimumInputSize, datasets: tinyImageNet) { classes, channels, rng in
+            SqueezeNet(classes: classes, inputChannels: channels, rng: &rng)
+        },
     ]
 
     public static var names: [String] { entries.map(\.name) }
@@ -156,17 +167,19 @@ public enum ModelZoo {
         guard let classifier = probe.classifierPath, let input = probe.inputLayerPath else {
             throw ModelZooError.invalidArgument("\(name) has no classifier or no convolution")
         }
-        guard let w = stateDict[classifier + ".weight"], w.shape.count == 2 else {
-            throw ModelZooError.invalidArgument("no 2-D '\(classifier).weight' (the \(name) classifier)")
+        let named = Dictionary(probe.namedTensors().map { ($0.name, $0.tensor.shape) }) { a, _ in a }
+        let classifierRank = named[classifier + ".weight"]?.count ?? 2
+        guard let w = stateDict[classifier + ".weight"], w.shape.count == classifierRank else {
+            throw ModelZooError.invalidArgument("no \(classifierRank)-D '\(classifier).weight' (the \(name) classifier)")
         }
         guard let c = stateDict[input + ".weight"], c.shape.count == 4 else {
             throw ModelZooError.invalidArgument("no 4-D '\(input).weight' (the \(name) input convolution)")
         }
         // The dimensions that do not depend on classes or channels must be the model's own, so a forged
         // shape ([4000000000, 0]) is refused before a model of that size is allocated.
-        let named = Dictionary(probe.namedTensors().map { ($0.name, $0.tensor.shape) }) { a, _ in a }
-        if let pw = named[classifier + ".weight"], pw.count == 2, w.shape[1] != pw[1] || w.shape[0] < 1 {
-            throw ModelZooError.invalidArgument("'\(classifier).weight' has shape \(w.shape); \(name) needs [classes ≥ 1, \(pw[1])]")
+        if let pw = named[classifier + ".weight"], Array(w.shape.dropFirst()) != Array(pw.dropFirst()) || w.shape[0] < 1 {
+            let rest = pw.dropFirst().map(String.init).joined(separator: ", ")
+            throw ModelZooError.invalidArgument("'\(classifier).weight' has shape \(w.shape); \(name) needs [classes ≥ 1, \(rest)]")
         }
         if let pc = named[input + ".weight"], pc.count == 4, c.shape[0] != pc[0] || Array(c.shape[2...]) != Array(pc[2...]) || c.shape[1] < 1 {
             throw ModelZooError.invalidArgument("'\(input).weight' has shape \(c.shape); \(name) needs [\(pc[0]), channels ≥ 1, \(pc[2]), \(pc[3])]")

@@ -44,6 +44,8 @@ public func benchmark(model name: String, batch: Int, classes: Int = 10, inputCh
     }
     defer { if let teacherDirectory { try? FileManager.default.removeItem(at: teacherDirectory) } }
     let config = try TrainConfig.resolve([settings])
+    let minimumSize = try ModelZoo.entry(name).minimumInputSize
+    guard size >= minimumSize else { throw ConfigError("image size \(size): \(name) needs inputs of at least \(minimumSize)×\(minimumSize)") }
     let setup = try TrainingSetup(config: config, classes: classes, inputChannels: inputChannels, inputHeight: size,
                                   inputWidth: size, iterationsPerEpoch: 1,
                                   trainingLabels: (0..<max(dataCount, batch)).map { Int32($0 % classes) })
