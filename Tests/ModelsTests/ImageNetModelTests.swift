@@ -33,12 +33,13 @@ struct ImageNetModelTests {
     /// Blocks: the option-B block (stride 2, 1×1 downsample) and the identity block by finite differences.
     @Test func resNetBlockGradients() {
         var rng = RNG(seed: 31)
-        let down = ResNetBasicBlock(inputChannels: 8, outputChannels: 16, stride: 2, rng: &rng)
+        let down = ResNetBasicBlock(inputChannels: 16, outputChannels: 32, stride: 2, rng: &rng)
         #expect(down.children.map(\.name) == ["conv1", "bn1", "relu1", "conv2", "bn2", "downsample", "relu2"])
         #expect(down.parameters().map(\.name).suffix(3) == ["downsample.0.weight", "downsample.1.weight", "downsample.1.bias"])
-        let x = randomTensor([2, 8, 6, 6], seed: 32)
-        #expect(down.forward(x, mode: .train).shape == [2, 16, 3, 3])
-        #expect(smoothCheck.check(down, input: x).isEmpty)
+        let x = randomTensor([2, 16, 8, 8], seed: 32)
+        #expect(down.forward(x, mode: .train).shape == [2, 32, 4, 4])
+        let downFailures = smoothCheck.check(down, input: x)
+        #expect(downFailures.isEmpty, "\(downFailures.prefix(5))")
         let identity = ResNetBasicBlock(inputChannels: 16, outputChannels: 16, stride: 1, rng: &rng)
         #expect(identity.downsample == nil)
         let failures = smoothCheck.check(identity, input: randomTensor([2, 16, 5, 5], seed: 33))
@@ -120,7 +121,10 @@ struct ImageNetModelTests {
             for (g, xBlock) in p.seen {
                 let plans = convPlanInfo(g, bias: p.conv.bias != nil, xBlock: xBlock)
                 for (k, info) in plans.enumerated() where !(k == 1 && !p.conv.propagatesInputGradient) {
-                    #expect(info.isJIT, "\(name) \(p.path) \(g): \(info)")
+                    // Known gap: oneDNN 2.7 has no JIT backward-weights for a 3×3 conv on a 2×2 input (ResNet-18's
+                    // layer4 and MobileNetV2's 960-channel depthwise convs at 64×64 inputs); it runs `ref:any`.
+                    let knownReference = k == 2 && g.inputHeight == 2 && g.kernelHeight == 3
+                    #expect(info.isJIT != knownReference, "\(name) \(p.path) \(g): \(info)")
                     if p.conv.propagatesInputGradient {
                         #expect(!info.reorders.contains { $0.contains("nChw") || $0.contains("nchw") },
                                 "\(name) \(p.path) \(g): \(info)")

@@ -53,8 +53,9 @@ enum MACFormula {
 
 @Suite("Module tree")
 struct ModelTreeTests {
-    /// Traced MACs equal the old per-family formulas for every zoo model, several sizes, classes and channels.
-    @Test(arguments: ModelZoo.names)
+    /// Traced MACs equal the old per-family formulas for every CIFAR zoo model, several sizes, classes and
+    /// channels (the Tiny-ImageNet models' MACs are checked against PyTorch hooks, ImageNetGoldenTests).
+    @Test(arguments: ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"])
     func tracedMACsMatchFormulas(name: String) throws {
         for (classes, channels, h, w) in [(10, 3, 32, 32), (100, 3, 32, 32), (200, 3, 64, 64), (10, 1, 28, 28), (7, 3, 40, 24)] {
             let expected = MACFormula.of(name, classes: classes, inputChannels: channels, height: h, width: w)
@@ -95,7 +96,7 @@ struct ModelTreeTests {
         #expect(lines.contains(["resnet18", "tiny-imagenet", "200", "224×224", "11,279,112", "1813.66", "M"]))
         #expect(lines.contains(["mobilenetv2", "tiny-imagenet", "200", "224×224", "2,480,072", "299.75", "M"]))
         #expect(lines.contains(["vgg11_bn", "tiny-imagenet", "200", "224×224", "9,328,584", "10260.09", "M"]))
-        #expect(lines.filter { $0.count == 7 }.count == 2 * ModelZoo.entries.count)
+        #expect(lines.filter { $0.count == 7 && $0.last == "M" }.count == ModelZoo.entries.reduce(0) { $0 + $1.datasets.count })
         #expect(ModelZoo.grouped(1_234_567) == "1,234,567" && ModelZoo.grouped(999) == "999")
     }
 
