@@ -144,14 +144,15 @@ struct ImageNetGoldenTests {
     /// and updated running statistics.
     /// Tolerances (float32, different summation orders through 8–20 convolutions and batch norms):
     /// logits atol 1e-3, rtol 1e-3 (ResNet-18's eval logits reach ±58); losses rtol 1e-4; full gradients
-    /// atol 1e-5, rtol 1e-3; per-tensor sums and dots within 1e-3·‖v‖₂ + 1e-6, norms rtol 1e-3 + 1e-6.
+    /// atol 1e-4·max|g|, rtol 1e-3 (the stem's weight gradient sums 4·32·32 positions with heavy cancellation:
+    /// MobileNetV2's differs from PyTorch's by up to 3.5e-4 where its largest entry is ~20); per-tensor sums, dots and norms within 1e-3·‖v‖₂ + 1e-6·max‖v‖₂.
     @Test(arguments: models)
     func forwardBackwardMatchPyTorch(name: String) throws {
         let golden = try ImageNetGolden(name)
         let model = try ModelZoo.make(name, classes: 200, seed: 1)
         try model.load(stateDict: try ImageNetPattern.stateDict(for: model, keys: golden.keys), strict: true)
         let x = try golden.tensor("input")
-        #expect(x.plainArray == ImageNetPattern.tensor([2, 3, 64, 64], 1_000_000).array, "the input is the pattern")
+        #expect(x.shape.count == 4 && x.plainArray == ImageNetPattern.tensor(x.shape, 1_000_000).array, "the input is the pattern")
         let labels = try golden.tensor("labels").array.map { Int($0) }
         let ce = CrossEntropyLoss()
 
@@ -180,7 +181,9 @@ struct ImageNetGoldenTests {
         let byName = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.parameter) })
         for key in golden.file.tensors.keys where key.hasPrefix("grad.") {
             let p = try #require(byName[String(key.dropFirst(5))], "\(key)")
-            expectClose(p.grad, try golden.tensor(key), atol: 1e-5, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
+            let expected = try golden.tensor(key)
+            let atol = 1e-4 * (expected.array.map { abs($0) }.max() ?? 0)
+            expectClose(p.grad, expected, atol: atol, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
         }
         // Summaries in PyTorch's named_parameters() / named_buffers() order.
         let paramOrder = golden.keys.filter { $0.kind == "param" }.map(\.name)
@@ -197,9 +200,12 @@ struct ImageNetGoldenTests {
         let sums = try golden.tensor(prefix + "_sum").array, norms = try golden.tensor(prefix + "_norm").array
         let dots = try golden.tensor(prefix + "_dot").array
         #expect(sums.count == names.count && norms.count == names.count && dots.count == names.count)
+        // Floor: 1e-6 of the largest norm. Some gradients are exactly 0 in exact arithmetic (the bias of a BN
+        // whose output feeds a 1×1 conv and a train-mode BN: Σ dy = 0) and both sides hold rounding noise.
+        let floor = 1e-6 * Double(norms.max() ?? 0)
         var failures: [String] = []
         for k in names.indices where k < sums.count {
-            let scale = 1e-3 * Double(norms[k]) + 1e-6
+            let scale = 1e-3 * Double(norms[k]) + floor
             if abs(ours.norm[k] - Double(norms[k])) > scale { failures.append("\(names[k]) norm \(ours.norm[k]) vs \(norms[k])") }
             if abs(ours.sum[k] - Double(sums[k])) > scale { failures.append("\(names[k]) sum \(ours.sum[k]) vs \(sums[k])") }
             if abs(ours.dot[k] - Double(dots[k])) > scale { failures.append("\(names[k]) dot \(ours.dot[k]) vs \(dots[k])") }
