@@ -157,7 +157,7 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
         let bad = dir.appendingPathComponent("bad.safetensors")
         try SafetensorsFile(tensors: state).write(to: bad)
         let any = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad) }
-        #expect(any?.description == "\(bad.path) matches no zoo model (resnet20, resnet32, vgg8, vgg11, vgg13); pass --model")
+        #expect(any?.description == "\(bad.path) matches no zoo model (\(ModelZoo.names.joined(separator: ", "))); pass --model")
         let named = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad, architecture: "resnet32") }
         #expect(named?.description == "\(bad.path) does not fit resnet32: unexpected key extra.weight")
     }
