@@ -15,19 +15,42 @@ import Testing
 
     static let data: (train: Dataset, test: Dataset)? = try? smallFashionMNIST()
 
-    func teacherFile() throws -> URL {
-        let dir = temporaryDirectory("init-teacher")
+    /// 1-epoch FP teachers trained on the small subset, once per process: their BN statistics are real, so
+    /// their features have a trained network's scale. ft's tests train a VGG-8 pair, whose stage runs at lr_m
+    /// (the authors' 0.01 is for the CIFAR ResNets only, `utils_distill.py:274-280`): the Paraphraser's plain
+    /// SGD at 0.01 diverges on the large eval-mode features of a 1-epoch ResNet-20 (PyTorch's does too once
+    /// the features reach ~10).
+    static let trainedTeachers: [String: URL] = {
+        var out: [String: URL] = [:]
+        guard let data else { return out }
+        for model in ["resnet20", "vgg8"] {
+            var c = TrainConfig()
+            c.model = model
+            c.epochs = 1
+            c.batchSize = 64
+            c.seed = 5
+            let dir = temporaryDirectory("init-teacher-\(model)")
+            if (try? runTrainer(c, dir, data: data)) != nil { out[model] = dir.appendingPathComponent("best.safetensors") }
+        }
+        return out
+    }()
+
+    static func model(_ method: DistillationMethod) -> String { method == .ft ? "vgg8" : "resnet20" }
+
+    func teacherFile(_ model: String = "resnet20") throws -> URL {
+        let dir = temporaryDirectory("init-teacher-copy")
         let url = dir.appendingPathComponent("teacher.safetensors")
-        try Checkpoint.saveModel(ModelZoo.make("resnet20", classes: 10, seed: 3), to: url)
+        try FileManager.default.copyItem(at: try #require(Self.trainedTeachers[model]), to: url)
         return url
     }
 
-    func config(_ method: DistillationMethod, teacher: URL, initEpochs: Int, epochs: Int = 1,
+    func config(_ method: DistillationMethod, teacher: URL, initEpochs: Int, epochs: Int = 1, model: String? = nil,
                 extra: [String: ConfigValue] = [:]) throws -> TrainConfig {
         try TrainConfig.resolve([ConfigOverlay([
-            "model": .string("resnet20"), "quantizer": .string("ewgs"), "bits": .integer(2), "distill": .string(method.rawValue),
-            "teacher": .string(teacher.path), "epochs": .integer(epochs), "batch_size": .integer(16), "train_limit": .integer(32),
-            "test_limit": .integer(10), "seed": .integer(4), "init_epochs": .integer(initEpochs),
+            "model": .string(model ?? Self.model(method)), "quantizer": .string("ewgs"), "bits": .integer(2),
+            "distill": .string(method.rawValue), "teacher": .string(teacher.path), "epochs": .integer(epochs),
+            "batch_size": .integer(16), "train_limit": .integer(32), "test_limit": .integer(10), "seed": .integer(4),
+            "init_epochs": .integer(initEpochs),
         ].merging(extra) { $1 }, source: ConfigSource("test"))])
     }
 
@@ -57,7 +80,7 @@ import Testing
     @Test(arguments: [DistillationMethod.fsp, .ft])
     func whatTheStageTrains(method: DistillationMethod) throws {
         let data = try #require(Self.data)
-        let teacher = try teacherFile()
+        let teacher = try teacherFile(Self.model(method))
         let dir = temporaryDirectory("init-\(method.rawValue)")
         defer { for d in [dir, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
         let c = try config(method, teacher: teacher, initEpochs: 2)
@@ -69,14 +92,16 @@ import Testing
         let afterInit = try SafetensorsFile.read(run.initCheckpoint(epoch: 2)).tensors
         let initState = try SafetensorsFile.read(run.initState(epoch: 2)).tensors
         #expect(!FileManager.default.fileExists(atPath: run.initCheckpoint(epoch: 1).path))
-        #expect(start["fc.weight"] != nil && afterInit["conv1.weight"] != nil)
-        #expect(afterInit["fc.weight"]?.array == start["fc.weight"]?.array && afterInit["fc.bias"]?.array == start["fc.bias"]?.array)
+        let probe = try ModelZoo.make(Self.model(method), classes: 10, seed: 0)
+        let head = try #require(probe.classifierPath), stem = try #require(probe.inputLayerPath) + ".weight"
+        #expect(start[head + ".weight"] != nil && afterInit[stem] != nil)
+        #expect(afterInit[head + ".weight"]?.array == start[head + ".weight"]?.array && afterInit[head + ".bias"]?.array == start[head + ".bias"]?.array)
         switch method {
         case .fsp:
-            #expect(afterInit["conv1.weight"]?.array != start["conv1.weight"]?.array && afterInit["layer3.2.conv2.weight"]?.array != start["layer3.2.conv2.weight"]?.array)
+            #expect(afterInit[stem]?.array != start[stem]?.array && afterInit["layer3.2.conv2.weight"]?.array != start["layer3.2.conv2.weight"]?.array)
             #expect(initState.keys.contains { $0.hasPrefix("optimizer_init.") })
         default:
-            #expect(afterInit["conv1.weight"]?.array == start["conv1.weight"]?.array && afterInit["layer3.2.conv2.weight"]?.array == start["layer3.2.conv2.weight"]?.array)
+            #expect(afterInit[stem]?.array == start[stem]?.array)
             #expect(initState.keys.contains("module_list.2.decoder.0.weight") && initState.keys.contains("module_list.1.encoder.0.weight"))
         }
         let r = try runTrainer(c, dir, data: data)
@@ -93,9 +118,13 @@ import Testing
         let stageNames = group.parameters.map(\.name)
         if method == .fsp {
             #expect(group.lr == c.lr && stageNames.contains("layer1.0.conv1.uW") && stageNames.contains("bn1.weight"))
-            #expect(stageNames.count == setup.student.parameters().count - 2 && !stageNames.contains { $0.hasPrefix("fc.") })
+            #expect(stageNames.count == setup.student.parameters().count - 2 && !stageNames.contains { $0.hasPrefix(head + ".") })
         } else {
-            #expect(group.lr == 0.01 && !stageNames.isEmpty && stageNames.allSatisfy { $0.hasPrefix("module_list.2.") })
+            #expect(group.lr == c.lr && !stageNames.isEmpty && stageNames.allSatisfy { $0.hasPrefix("module_list.2.") })
+            // The authors' 0.01 for the CIFAR ResNets.
+            let r = try config(.ft, teacher: try teacherFile("resnet20"), initEpochs: 1, model: "resnet20")
+            let rs = try TrainingSetup(config: r, classes: 10, inputChannels: 3, iterationsPerEpoch: 1)
+            #expect(try InitStage(setup: rs, inputHeight: 32, inputWidth: 32)?.lr == 0.01)
         }
         if method == .ft {
             #expect(trained.contains("module_list.1.encoder.0.weight") && !trained.contains { $0.hasPrefix("module_list.2") })
@@ -107,17 +136,21 @@ import Testing
         }
     }
 
-    /// The stage learns: the Paraphraser's reconstruction error and the FSP loss fall over a few epochs.
+    /// The stage learns: ten steps on one batch (the authors' learning rates) lower the FSP loss (student's
+    /// feature modules) and the Paraphraser's reconstruction error.
     @Test(arguments: [DistillationMethod.fsp, .ft])
     func stageLossFalls(method: DistillationMethod) throws {
         let data = try #require(Self.data)
-        let teacher = try teacherFile()
-        let dir = temporaryDirectory("init-learn-\(method.rawValue)")
-        defer { for d in [dir, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
-        let c = try config(method, teacher: teacher, initEpochs: 4, extra: method == .fsp ? ["lr": .double(0.02)] : [:])
-        let r = try runTrainer(c, dir, data: data, stopAfter: 4)
-        let losses = try #require(r.initStage).map(\.loss)
-        #expect(losses.count == 4 && losses[3] < 0.9 * losses[0], "\(losses)")
+        let teacher = try teacherFile(Self.model(method))
+        defer { try? FileManager.default.removeItem(at: teacher.deletingLastPathComponent()) }
+        let c = try config(method, teacher: teacher, initEpochs: 1)
+        let setup = try TrainingSetup(config: c, classes: 10, inputChannels: 3, iterationsPerEpoch: 1)
+        let stage = try #require(try InitStage(setup: setup, inputHeight: 32, inputWidth: 32))
+        let loader = try BatchLoader(dataset: data.train.limited(.first(16)), batchSize: 16, shuffle: false, augmentation: .none, seed: 0)
+        let images = loader.batch(0, epoch: 0, order: loader.order(epoch: 0)).images
+        setup.calibrate(images)
+        let losses = (0..<10).map { _ in stage.step(images) ?? .nan }
+        #expect(losses.allSatisfy(\.isFinite) && losses[9] < losses[0] && losses[9] < losses[4], "\(losses)")
     }
 
     /// Interrupted inside the stage (after init epoch 1 of 2), then at its end, then finished: every file and
@@ -125,7 +158,7 @@ import Testing
     @Test(arguments: [DistillationMethod.fsp, .ft])
     func resumeAcrossTheStageBoundary(method: DistillationMethod) throws {
         let data = try #require(Self.data)
-        let teacher = try teacherFile()
+        let teacher = try teacherFile(Self.model(method))
         let a = temporaryDirectory("init-straight"), b = temporaryDirectory("init-resumed")
         defer { for d in [a, b, teacher.deletingLastPathComponent()] { try? FileManager.default.removeItem(at: d) } }
         let c = try config(method, teacher: teacher, initEpochs: 2, epochs: 2)
