@@ -14,7 +14,7 @@ import Yams
 /// `DistillationMethod`'s) and its name in a suite's `methods`.
 public enum Method: String, Codable, CaseIterable, Sendable, Comparable {
     case fp, baseline, sqakd
-    case kd, at, nst, sp, rkd, fitnet, cc, vid, fsp, ft
+    case kd, at, nst, sp, rkd, fitnet, cc, vid, fsp, ft, crd, cktf
 
     public var title: String {
         switch self {
@@ -50,6 +50,9 @@ public struct GridEntry: Sendable {
     public var compareTo: String?
     /// Where the entry starts (`suites/x.yaml:31`), the source of its model, quantizer and bits.
     public var source: ConfigSource
+    /// The model's name in the paper's numbers (`paper_model`: the CSV's `vgg11` for the zoo's `vgg11_bn`);
+    /// nil = the zoo name.
+    public var paperModel: String?
 
     /// Hyper-parameters for the students that match every condition given (e.g. α = 100 for SQAKD at 4 bits).
     public struct Override: Sendable {
@@ -89,6 +92,11 @@ public struct Suite: Sendable {
     /// Another suite whose runs folder this one shares (`runs_of`): runs with the same config are trained
     /// once and shown by both (a quirks suite reuses the main suite's released cells).
     public var runsOf: String?
+
+    /// The model's name in the paper's numbers (`paper_model` of its grid entries, else the zoo name).
+    public func paperModel(_ model: String) -> String {
+        grid.first { $0.model == model }?.paperModel ?? model
+    }
 
     /// The standard budgets; a suite may add labelled ones (`reduced-4ep-teacher`) that keep an earlier
     /// budget's results reportable beside the current ones.
@@ -176,6 +184,12 @@ public struct Suite: Sendable {
             throw SuiteError("\(display): missing or empty 'grid' (a list of {model, quantizers, bits})")
         }
         let grid = try gridNodes.map { try parseGridEntry($0, dataset: dataset) }
+        for (i, e) in grid.enumerated() {
+            if let other = grid[..<i].first(where: { $0.model == e.model && $0.paperModel != e.paperModel }) {
+                throw SuiteError("\(e.source): paper_model of \(e.model) is '\(e.paperModel ?? e.model)', but the entry at \(other.source) "
+                                 + "says '\(other.paperModel ?? other.model)'; one model has one name in the paper")
+            }
+        }
 
         var budgets: [Budget] = []
         if let b = try m.mapping("budgets") {
@@ -245,7 +259,7 @@ public struct Suite: Sendable {
     }
 
     static func parseGridEntry(_ g: YAMLMapping, dataset: String) throws -> GridEntry {
-        try g.checkKeys(["model", "quantizers", "bits", "variant", "compare_to", "teacher", "student", "overrides"])
+        try g.checkKeys(["model", "paper_model", "quantizers", "bits", "variant", "compare_to", "teacher", "student", "overrides"])
         let compareTo = try g.string("compare_to")
         if let c = compareTo, !QuantizerRegistry.names.contains(c) || c == "fp" {
             throw g.error("compare_to", "names '\(c)', which is not a registered quantizer")
@@ -282,7 +296,9 @@ public struct Suite: Sendable {
         } ?? ConfigOverlay()
         var overrides: [GridEntry.Override] = []
         for o in try g.mappings("overrides") ?? [] {
-            let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"])
+            let context: [String: ConfigValue] = ["quantizer": .string(try o.string("quantizer") ?? quantizers[0]),
+                                                  "bits": .integer(try o.int("bits") ?? bits[0])]
+            let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"], context: context)
             var method: Method?
             if let s = try o.string("method") {
                 guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline, sqakd or a distillation method, got '\(s)'") }
@@ -290,8 +306,11 @@ public struct Suite: Sendable {
             }
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
         }
+        let paperModel = try g.string("paper_model")
+        if let p = paperModel, p.isEmpty { throw g.error("paper_model", "must not be empty") }
         return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides,
-                         variant: variant, compareTo: compareTo, source: ConfigSource(g.location(g.node), keyPath: g.path))
+                         variant: variant, compareTo: compareTo, source: ConfigSource(g.location(g.node), keyPath: g.path),
+                         paperModel: paperModel)
     }
 }
 

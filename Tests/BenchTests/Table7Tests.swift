@@ -7,7 +7,7 @@ import Training
 /// budgets train end to end on generated CIFAR binaries (every method, fsp and ft with their init stage), and
 /// the report gains the method table and the Δ chart.
 @Suite(.serialized) struct Table7Tests {
-    static let methods: [Method] = [.baseline, .sqakd, .kd, .at, .nst, .sp, .rkd, .fitnet, .cc, .vid, .fsp, .ft]
+    static let methods: [Method] = [.baseline, .sqakd, .kd, .at, .nst, .sp, .rkd, .fitnet, .cc, .vid, .fsp, .ft, .crd, .cktf]
 
     /// Every row's distill and weights are the script's; init_epochs only on fsp and ft; the baseline and SQAKD
     /// cells resolve to the runs of the Table 4 suite whose runs folder they share.
