@@ -22,7 +22,11 @@ func convBNReLU6(_ inputChannels: Int, _ outputChannels: Int, kernelSize: Int = 
 /// on the residual path.
 /// Children: `conv` (a `Sequential` "0", "1", ... as torchvision's), so the state names are
 /// `conv.0.0.weight`, `conv.0.1.*`, ..., `conv.{2,3}` (t = 1: `conv.{1,2}`) for the linear 1×1 and its BN.
-public final class InvertedResidual: Layer {
+/// MQBench's placement (`shareActivationQuantizers`) adds `input_quant` before `conv` in a residual block.
+public final class InvertedResidual: Layer, ActivationSharing {
+    /// MQBench's shared fake-quantizer of a residual block's input (`shareActivationQuantizers`): read by
+    /// the first convolution and the residual add; nil (every other case) reads the input as it is.
+    public internal(set) var inputQuant: Layer?
     public internal(set) var conv: Layer
 
     public let inputChannels: Int
@@ -49,16 +53,33 @@ public final class InvertedResidual: Layer {
         conv = Sequential(layers)
     }
 
-    public var children: [Child] { [child("conv", \.conv)] }
+    public var children: [Child] {
+        var list: [Child] = []
+        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        return list + [child("conv", \.conv)]
+    }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let h = conv.forward(x, mode: mode)
-        return usesResidual ? add(h, x) : h
+        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let h = conv.forward(xs, mode: mode)
+        return usesResidual ? add(h, xs) : h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let g = conv.backward(dy)
-        return usesResidual ? add(g, dy) : g
+        let dxs = usesResidual ? add(g, dy) : g
+        return inputQuant?.backward(dxs) ?? dxs
+    }
+
+    /// A residual block's input, read by its first convolution (`conv.0.0`) and the add. A block without
+    /// the residual has one reader and no site.
+    public var activationSites: [ActivationSite] {
+        usesResidual ? [ActivationSite(slot: "input_quant", consumers: ["conv.0.0"])] : []
+    }
+
+    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
+        guard slot == "input_quant", usesResidual else { throw LayerTreeError.noLayer(path: slot) }
+        inputQuant = layer
     }
 }
 

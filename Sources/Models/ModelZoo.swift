@@ -18,6 +18,11 @@ public protocol Model: Layer {
     /// The distillation features f0, f1, ... of the reference's `forward(is_feat=True)` (§3.1, §3.2, §6),
     /// as the paths of the layers whose outputs they are; `tapFeatures()` taps them.
     var featurePaths: [String] { get }
+    /// The convolution and linear layers whose outputs are the model's output with nothing in between, the
+    /// layers MQBench's `_get_io_module` calls "last" (reference §2.3.1). Default: the classifier
+    /// (`classifierPath`). SqueezeNet's classifier conv is followed by ReLU, pooling and `torch.flatten`,
+    /// so it has none.
+    var graphOutputLayerPaths: [String] { get }
 }
 
 extension Model {
@@ -40,6 +45,8 @@ extension Model {
         return (list.last { $0.layer is Linear || $0.layer is QLinear }
                 ?? list.last { $0.layer is Conv2d || $0.layer is QConv2d })?.path
     }
+
+    public var graphOutputLayerPaths: [String] { classifierPath.map { [$0] } ?? [] }
 
     /// Path of the layer that reads the image: the first convolution (plain or quantized) in tree order.
     public var inputLayerPath: String? {

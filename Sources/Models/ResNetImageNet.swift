@@ -17,8 +17,11 @@ import Tensors
 /// only), `relu2`. PyTorch applies one `relu` module twice; here each application is its own layer
 /// (each saves its own output), so the module paths are `relu1` and `relu2`. Neither has state, so the
 /// state names are torchvision's: `conv1.weight`, `bn1.*`, `conv2.weight`, `bn2.*`, `downsample.0.weight`,
-/// `downsample.1.*`.
-public final class ResNetBasicBlock: Layer {
+/// `downsample.1.*`. MQBench's placement (`shareActivationQuantizers`) adds `input_quant` before `conv1`.
+public final class ResNetBasicBlock: Layer, ActivationSharing {
+    /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
+    /// `downsample.0` and the identity; nil (every other case) reads the input as it is.
+    public internal(set) var inputQuant: Layer?
     public internal(set) var conv1: Layer
     public internal(set) var bn1: Layer
     public internal(set) var relu1: Layer = ReLU()
@@ -57,20 +60,23 @@ public final class ResNetBasicBlock: Layer {
     }
 
     public var children: [Child] {
-        var list = [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
-                    child("conv2", \.conv2), child("bn2", \.bn2)]
+        var list: [Child] = []
+        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
+                 child("conv2", \.conv2), child("bn2", \.bn2)]
         if let downsample { list.append(Child("downsample", downsample) { self.downsample = $0 }) }
         list.append(child("relu2", \.relu2))
         return list
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        var h = conv1.forward(x, mode: mode)
+        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        var h = conv1.forward(xs, mode: mode)
         h = bn1.forward(h, mode: mode)
         h = relu1.forward(h, mode: mode)
         h = conv2.forward(h, mode: mode)
         h = bn2.forward(h, mode: mode)
-        let s = downsample?.forward(x, mode: mode) ?? x
+        let s = downsample?.forward(xs, mode: mode) ?? xs
         return relu2.forward(add(h, s), mode: mode)
     }
 
@@ -82,7 +88,18 @@ public final class ResNetBasicBlock: Layer {
         g = bn1.backward(g)
         g = conv1.backward(g)
         let ds = downsample?.backward(dz) ?? dz
-        return add(g, ds)
+        let dxs = add(g, ds)
+        return inputQuant?.backward(dxs) ?? dxs
+    }
+
+    /// The block input, read by `conv1`, `downsample.0` (option B) and the identity (otherwise).
+    public var activationSites: [ActivationSite] {
+        [ActivationSite(slot: "input_quant", consumers: downsample == nil ? ["conv1"] : ["conv1", "downsample.0"])]
+    }
+
+    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
+        guard slot == "input_quant" else { throw LayerTreeError.noLayer(path: slot) }
+        inputQuant = layer
     }
 }
 

@@ -17,8 +17,12 @@ import Tensors
 ///
 /// Children: `branch1`, `branch2` (torchvision's names; `Sequential`s indexed as torchvision's, ReLUs
 /// included, so state names are `branch2.0.weight`, `branch2.1.running_mean`, ...). A stride-1 unit's
-/// `branch1` is an empty `Sequential`, as in torchvision.
-public final class ShuffleUnit: Layer {
+/// `branch1` is an empty `Sequential`, as in torchvision. MQBench's placement (`shareActivationQuantizers`)
+/// adds `input_quant` before both branches of a stride-2 unit.
+public final class ShuffleUnit: Layer, ActivationSharing {
+    /// MQBench's shared fake-quantizer of a stride-2 unit's input (`shareActivationQuantizers`): read by
+    /// `branch1.0` and `branch2.0`; nil (every other case) reads the input as it is.
+    public internal(set) var inputQuant: Layer?
     public internal(set) var branch1: Layer
     public internal(set) var branch2: Layer
 
@@ -55,7 +59,11 @@ public final class ShuffleUnit: Layer {
                               conv(m, m, 1, rng: &rng), BatchNorm2d(features: m), ReLU()])
     }
 
-    public var children: [Child] { [child("branch1", \.branch1), child("branch2", \.branch2)] }
+    public var children: [Child] {
+        var list: [Child] = []
+        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        return list + [child("branch1", \.branch1), child("branch2", \.branch2)]
+    }
 
     /// out[:, 2j] = a[:, j], out[:, 2j+1] = b[:, j] as a gather map over [a, b] (a's channels from `aOffset`).
     private func interleave(m: Int, aOffset: Int) -> [(source: Int, channel: Int)] {
@@ -72,8 +80,9 @@ public final class ShuffleUnit: Layer {
             let b = branch2.forward(x2, mode: mode)
             return gatherChannels([x, b], interleave(m: m, aOffset: 0), layout: channelLayout(channels: 2 * m, preferring: b.layout))
         }
-        let a = branch1.forward(x, mode: mode)
-        let b = branch2.forward(x, mode: mode)
+        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let a = branch1.forward(xs, mode: mode)
+        let b = branch2.forward(xs, mode: mode)
         return gatherChannels([a, b], interleave(m: m, aOffset: 0))
     }
 
@@ -88,7 +97,19 @@ public final class ShuffleUnit: Layer {
         }
         let da = gatherChannels([dy], (0..<m).map { (source: 0, channel: 2 * $0) })
         let dxa = branch1.backward(da)
-        return add(dxa, dxb).toLayout(savedInputLayout)
+        let dxs = add(dxa, dxb)
+        return (inputQuant?.backward(dxs) ?? dxs).toLayout(savedInputLayout)
+    }
+
+    /// A stride-2 unit's input, read by both branches' first convolutions. A stride-1 unit splits its input
+    /// and `branch2.0` alone reads the second half: no site.
+    public var activationSites: [ActivationSite] {
+        stride == 2 ? [ActivationSite(slot: "input_quant", consumers: ["branch1.0", "branch2.0"])] : []
+    }
+
+    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
+        guard slot == "input_quant", stride == 2 else { throw LayerTreeError.noLayer(path: slot) }
+        inputQuant = layer
     }
 }
 

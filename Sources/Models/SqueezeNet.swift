@@ -11,10 +11,14 @@ import Tensors
 /// dx = squeeze'(relu'(dh)). Shapes: x [N, C_in, H, W] → out [N, e1 + e3, H, W].
 ///
 /// Children (torchvision's names): `squeeze`, `squeeze_activation`, `expand1x1`, `expand1x1_activation`,
-/// `expand3x3`, `expand3x3_activation`.
-public final class Fire: Layer {
+/// `expand3x3`, `expand3x3_activation`; MQBench's placement (`shareActivationQuantizers`) adds
+/// `squeeze_activation_quant` after `squeeze_activation`.
+public final class Fire: Layer, ActivationSharing {
     public internal(set) var squeeze: Layer
     public internal(set) var squeezeActivation: Layer = ReLU()
+    /// MQBench's shared fake-quantizer of h (`shareActivationQuantizers`), read by both expands; nil (every
+    /// other case) gives each expand h as it is.
+    public internal(set) var squeezeActivationQuant: Layer?
     public internal(set) var expand1x1: Layer
     public internal(set) var expand1x1Activation: Layer = ReLU()
     public internal(set) var expand3x3: Layer
@@ -44,14 +48,18 @@ public final class Fire: Layer {
     }
 
     public var children: [Child] {
-        [child("squeeze", \.squeeze), child("squeeze_activation", \.squeezeActivation),
-         child("expand1x1", \.expand1x1), child("expand1x1_activation", \.expand1x1Activation),
-         child("expand3x3", \.expand3x3), child("expand3x3_activation", \.expand3x3Activation)]
+        var list = [child("squeeze", \.squeeze), child("squeeze_activation", \.squeezeActivation)]
+        if let squeezeActivationQuant {
+            list.append(Child("squeeze_activation_quant", squeezeActivationQuant) { self.squeezeActivationQuant = $0 })
+        }
+        return list + [child("expand1x1", \.expand1x1), child("expand1x1_activation", \.expand1x1Activation),
+                       child("expand3x3", \.expand3x3), child("expand3x3_activation", \.expand3x3Activation)]
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         savedInputLayout = x.layout
-        let h = squeezeActivation.forward(squeeze.forward(x, mode: mode), mode: mode)
+        let r = squeezeActivation.forward(squeeze.forward(x, mode: mode), mode: mode)
+        let h = squeezeActivationQuant?.forward(r, mode: mode) ?? r
         let a = expand1x1Activation.forward(expand1x1.forward(h, mode: mode), mode: mode)
         let b = expand3x3Activation.forward(expand3x3.forward(h, mode: mode), mode: mode)
         return concatenateChannels([a, b])
@@ -61,7 +69,18 @@ public final class Fire: Layer {
         let parts = splitChannels(dy, sizes: [expand1x1Channels, expand3x3Channels])
         let dh = expand1x1.backward(expand1x1Activation.backward(parts[0]))
         addInPlace(dh, expand3x3.backward(expand3x3Activation.backward(parts[1])))
-        return squeeze.backward(squeezeActivation.backward(dh)).toLayout(savedInputLayout)
+        let dr = squeezeActivationQuant?.backward(dh) ?? dh
+        return squeeze.backward(squeezeActivation.backward(dr)).toLayout(savedInputLayout)
+    }
+
+    /// h, read by both expands.
+    public var activationSites: [ActivationSite] {
+        [ActivationSite(slot: "squeeze_activation_quant", consumers: ["expand1x1", "expand3x3"])]
+    }
+
+    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
+        guard slot == "squeeze_activation_quant" else { throw LayerTreeError.noLayer(path: slot) }
+        squeezeActivationQuant = layer
     }
 }
 
@@ -110,6 +129,9 @@ public final class SqueezeNet: Model {
 
     public let stemPaths = ["features.0", "features.1", "features.2"]
     public let featurePaths = ["features.1", "features.5", "features.10", "features.12"]
+    /// The classifier conv feeds ReLU, pooling and `torch.flatten`: MQBench has no "last" layer here and
+    /// quantizes `classifier.1` at the low bit-width (reference §2.3.1, §8 item 14).
+    public let graphOutputLayerPaths: [String] = []
 
     /// The smallest input side: the third max-pool needs 3 rows, so the second 6 and the first 12
     /// (29 → 12 → 6 → 3 → 1 through the stem conv and the three ceil-mode pools).
