@@ -9,7 +9,9 @@ import Tensors
 ///   `val/images/*.JPEG` + `val/val_annotations.txt` (file, wnid, box per line);
 /// - the per-wnid layout the authors' DALI loader expects: `val/<wnid>/[images/]*.JPEG`.
 /// Class index = position of the wnid in sorted order (DALI `readers.file` labels the class folders in
-/// lexicographic order). Images are ordered by (class, path): both val layouts pack to identical files.
+/// lexicographic order). Within a class images are ranked by path; the packed files interleave the classes
+/// (rank 0 of every class in class order, then rank 1, ...), so any prefix (`train_limit`, `test_limit`) holds
+/// every class equally. Both val layouts pack to identical files.
 ///
 /// Prepared folder `<data root>/tiny-imagenet/`:
 /// - `train_images.u8`, `val_images.u8`: uint8 [N, 3, 64, 64], channel-major per image;
@@ -209,6 +211,12 @@ public enum TinyImageNet {
         return expected
     }
 
+    /// `items` in class order (`perClass` each) as rank 0 of every class, then rank 1, ...
+    static func interleaved(_ items: [Item], perClass: Int, classes: Int) -> [Item] {
+        precondition(items.count == perClass * classes, "interleaving \(items.count) items as \(classes) × \(perClass)")
+        return (0..<items.count).map { i in items[(i % classes) * perClass + i / classes] }
+    }
+
     // MARK: Preparing
 
     /// Decodes the tree at `source` into `<root>/tiny-imagenet/` (see the type's comment).
@@ -237,13 +245,16 @@ public enum TinyImageNet {
         let valDir = (source as NSString).appendingPathComponent("val")
         guard isDirectory(trainDir) else { throw DatasetError.badTree(path: trainDir, reason: "missing folder") }
         guard isDirectory(valDir) else { throw DatasetError.badTree(path: valDir, reason: "missing folder") }
-        let train = try perClassItems(trainDir, wnids: wnids)
+        let trainByClass = try perClassItems(trainDir, wnids: wnids)
         let annotated = FileManager.default.fileExists(atPath: (valDir as NSString).appendingPathComponent("val_annotations.txt"))
             || isDirectory((valDir as NSString).appendingPathComponent("images"))
-        let val = annotated ? try annotatedItems(valDir, wnids: wnids) : try perClassItems(valDir, wnids: wnids)
-        let trainPerClass = try perClassCount(train, wnids: wnids, dir: trainDir, official: officialTrainPerClass)
-        let valPerClass = try perClassCount(val, wnids: wnids, dir: annotated ? (valDir as NSString).appendingPathComponent("images") : valDir,
+        let valByClass = annotated ? try annotatedItems(valDir, wnids: wnids) : try perClassItems(valDir, wnids: wnids)
+        let trainPerClass = try perClassCount(trainByClass, wnids: wnids, dir: trainDir, official: officialTrainPerClass)
+        let valPerClass = try perClassCount(valByClass, wnids: wnids, dir: annotated ? (valDir as NSString).appendingPathComponent("images") : valDir,
                                             official: officialValPerClass)
+
+        let train = interleaved(trainByClass, perClass: trainPerClass, classes: wnids.count)
+        let val = interleaved(valByClass, perClass: valPerClass, classes: wnids.count)
 
         let rootDir = DataRoot.resolve(root)
         let staging = (rootDir as NSString).appendingPathComponent(stagingFolder)
