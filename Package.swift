@@ -58,15 +58,15 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["NN", "Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib"], resources: [.copy("Golden")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
                     resources: [.copy("Golden")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd", "TestSupport"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).
     swiftLanguageModes: [.v5]

@@ -13,6 +13,9 @@ public struct CellResult: Sendable {
     public var seeds: [UInt64] { records.map(\.config.seed) }
     /// Best-epoch test top-1 (selected on the test set, the paper's convention) over seeds.
     public var best: Summary { Summary(records.compactMap(\.bestTop1)) }
+    /// Best-epoch test top-5 over seeds, the best of its own (TinyImageNet/main.py:464 keeps
+    /// `best_prec5 = max(prec5, best_prec5)`, not the top-5 of the best top-1 epoch).
+    public var bestTop5: Summary { Summary(records.compactMap { $0.epochs.map(\.testTop5).max() }) }
     /// Last-epoch test top-1 over seeds.
     public var last: Summary { Summary(records.compactMap(\.lastTop1)) }
     /// Mean test top-1 of each seed's last five epochs (fewer when it ran fewer), over seeds: the figure the
@@ -107,13 +110,17 @@ public struct SuiteResults: Sendable {
         return Self.budgetPreference.filter(used.contains) + used.subtracting(Self.budgetPreference).sorted()
     }
 
-    /// The paper's top-1 for a cell, when transcribed.
-    public func paper(_ cell: CellKey) -> Double? {
-        suite.paper.first {
-            $0.metric == "top1" && $0.model == cell.model && $0.method == cell.method
+    /// The paper's top-1 (or `metric`) for a cell, when transcribed.
+    public func paper(_ cell: CellKey, metric: String = "top1") -> Double? {
+        let model = suite.paperModel(cell.model)
+        return suite.paper.first {
+            $0.metric == metric && $0.model == model && $0.method == cell.method
                 && (cell.isTeacher ? $0.method == .fp : ($0.quantizer == cell.quantizer && $0.bits == cell.bits))
         }?.value
     }
+
+    /// Whether tables show top-5 beside top-1: the paper reports it for Tiny-ImageNet (Table 6 gives it).
+    public var showsTopFive: Bool { suite.dataset == "tiny-imagenet" || suite.paper.contains { $0.metric == "top5" } }
 
     /// SQAKD − baseline for a (model, column, bits), when both have runs.
     public func difference(model: String, column: Column, bits: Int, last: Bool = false) -> Difference? {

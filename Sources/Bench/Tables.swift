@@ -23,6 +23,9 @@ public enum Tables {
         } else if r.suite.paperTable != nil {
             lines.append("paper: \(paperText(r, cell))")
         }
+        if r.showsTopFive {
+            lines.append("top-5 best \(c.bestTop5.formatted)" + (r.paper(cell, metric: "top5").map { String(format: " (paper %.2f)", $0) } ?? ""))
+        }
         if c.records.count < c.plannedSeeds { lines.append("\(c.records.count) of \(c.plannedSeeds) seeds") }
         if mixedBudgets { lines.append("budget \(c.budget)") }
         return lines.joined(separator: "<br>")
@@ -43,18 +46,26 @@ public enum Tables {
                 + "convention); **last** = the last epoch's. **last-5 mean** = the mean of the last five epochs' test top-1, of all "
                 + "epochs when a run has fewer (the figure the authors log). Δ = SQAKD − baseline with Welch's t-test "
                 + "over seeds (p<0.05, n.s., or n<2 when a side has fewer than two seeds). "
+            if r.showsTopFive {
+                out += "**top-5 best** = the best epoch's test top-5, selected by itself as the authors' `best_prec5` is "
+                    + "(TinyImageNet/main.py:464). "
+            }
             out += s.paperTable.map { "Paper values: Table \($0); \"not transcribed\" where `suites/paper-results.csv` lacks the cell.\n\n" }
                 ?? "This suite is not in the paper, so there are no paper values.\n\n"
         }
         let budgets = r.budgetsUsed.compactMap { b in s.budgets.first { $0.name == b } }
         out += "Budget: " + (budgets.isEmpty ? "no finished runs" : budgets.map { "`\($0.name)` (\($0.summary))" }.joined(separator: "; ")) + ".\n\n"
 
-        out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |\n|---|---|---|---|---|---|\n"
+        let five = r.showsTopFive
+        out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |" + (five ? " best top-5 | paper top-5 |" : "")
+            + "\n|---|---|---|---|---|---|" + (five ? "---|---|" : "") + "\n"
         for t in r.teacherCells {
+            let top5 = r.paper(t, metric: "top5").map(f) ?? paperText(r, t)
             if let c = r.cells[t] {
-                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |\n"
+                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |"
+                    + (five ? " \(c.bestTop5.formatted) | \(top5) |" : "") + "\n"
             } else {
-                out += "| \(t.model) | — | — | not run | not run | \(paperText(r, t)) |\n"
+                out += "| \(t.model) | — | — | not run | not run | \(paperText(r, t)) |" + (five ? " not run | \(top5) |" : "") + "\n"
             }
         }
         out += "\n\(h2) Students (QAT)\n\nThe **teacher** column is the best test top-1 of the FP teacher that SQAKD distils from "

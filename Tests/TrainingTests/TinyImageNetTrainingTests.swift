@@ -2,23 +2,8 @@ import Datasets
 import Foundation
 import Kernels
 import Testing
+import TestSupport
 @testable import Training
-
-private func python(_ arguments: [String]) -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    p.arguments = arguments
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    do { try p.run() } catch { return (-1, "\(error)") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-private let pilAvailable = python(["-c", "import PIL, numpy"]).status == 0
-    && FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 @Suite(.serialized) struct TinyImageNetTrainingTests {
     init() { Threads.set(2) }
@@ -36,16 +21,13 @@ private let pilAvailable = python(["-c", "import PIL, numpy"]).status == 0
     /// ResNet-20 on Fashion-MNIST written as a Tiny-ImageNet JPEG tree (100 train / 20 val images per class,
     /// prepared by `TinyImageNet.prepare`), trained through the Tiny-ImageNet pipelines at image_size 32 for
     /// one epoch: above chance (10%) on the 200 val images. Seen: 39.5% val top-1 (train loss 1.89), seed 1, 2 threads.
-    @Test(.enabled(if: pilAvailable, "needs python3-pil, python3-numpy and dataset-fashion-mnist (make deps-test)"))
+    @Test(.enabled(if: FashionTree.available, FashionTree.skipMessage))
     func resnet20LearnsThePreparedFashionTree() throws {
         let work = temporaryDirectory("tiny-data")
         defer { try? FileManager.default.removeItem(at: work) }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/make_fashion_tiny_imagenet.py").path
-        let made = python([script, "--out", work.path])
-        try #require(made.status == 0, "\(made.output)")
+        let tree = try FashionTree.make(in: work.path, train: 100, val: 20)
         let root = work.appendingPathComponent("data").path
-        try TinyImageNet.prepare(from: work.appendingPathComponent("tiny-imagenet-200").path, root: root)
+        try TinyImageNet.prepare(from: tree, root: root)
 
         var c = tinyConfig()
         c.imageSize = 32
