@@ -1,12 +1,13 @@
 # SQAKDBench. `make setup` once on a fresh Debian 12 machine, then `make test`.
 SWIFT ?= swift
 # What the build and the tests need; PyTorch only serves the golden-file and comparison scripts.
+# python3-pil and python3-numpy: the tests write a Fashion-MNIST tree of JPEGs (scripts/make_fashion_tiny_imagenet.py).
 # slurm-wlm and munge: the single-node Slurm test (scripts/slurm-single-node.sh) runs the smoke suite through sbatch.
-TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config slurm-wlm munge
-APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-numpy
+TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-dev dataset-fashion-mnist python3-pil python3-numpy pkg-config slurm-wlm munge
+APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-torchvision
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: setup deps deps-test apt build test soak bench golden sweep-fashion-mnist report clean
+.PHONY: setup deps deps-test apt build test soak bench bench-imagenet golden sweep-fashion-mnist report clean
 
 setup: deps build
 
@@ -43,6 +44,11 @@ bench: build
 	/usr/bin/python3 scripts/bench_vs_pytorch.py --model resnet20 --batch 128 --threads 2
 	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
 
+# The five Tiny-ImageNet models vs torchvision, 64x64 and 224x224, the paper's batch sizes (about 20 minutes on
+# 2 cores; quiet machine); rewrites the table in README.md.
+bench-imagenet: build
+	/usr/bin/python3 scripts/bench_imagenet_vs_torchvision.py --threads 2 --readme README.md
+
 # The committed real-data results: the Fashion-MNIST suite at its reduced budget (hours on 2 cores;
 # rerun to resume), then the tables, plots and REPORT.md.
 sweep-fashion-mnist: build
@@ -58,6 +64,11 @@ golden:
 	/usr/bin/python3 scripts/make_optim_schedule_golden.py
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
 	/usr/bin/python3 scripts/make_kd_golden.py
+	/usr/bin/python3 scripts/make_imagenet_golden.py
+	/usr/bin/python3 scripts/make_shufflenet_squeezenet_golden.py
+	/usr/bin/python3 scripts/make_tiny_imagenet_golden.py
+	/usr/bin/python3 scripts/make_quirks_golden.py
+	/usr/bin/python3 scripts/make_torchvision_checkpoint.py
 
 clean:
 	rm -rf .build

@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg"),
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
 
         .target(name: "Kernels", dependencies: ["CDNNL", "CBLAS"], swiftSettings: kernelFlags),
@@ -39,7 +40,7 @@ let package = Package(
         .target(name: "Plotting", dependencies: ["CPNG"], swiftSettings: optimize),
         .target(name: "Quantization", dependencies: ["NN", "Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN", "Quantization", "Tensors"], swiftSettings: optimize),
-        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: optimize),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib", "CTurboJPEG"], swiftSettings: optimize),
         .target(name: "Distillation", dependencies: ["NN", "Tensors", "Kernels"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["NN", "Quantization", "Models", "Datasets", "Distillation", "Tensors", "Kernels"],
                 swiftSettings: optimize),
@@ -57,15 +58,15 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["NN", "Tensors"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors", "CZlib", "TestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Models", "NN", "Tensors", "Kernels", "TestSupport"],
                     resources: [.copy("Golden")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels"], resources: [.copy("Golden")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Distillation", "Datasets", "NN", "Tensors", "Kernels", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "DistillationTests", dependencies: ["Distillation", "NN", "Tensors", "TestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "PlottingTests", dependencies: ["Plotting"]),
         // Depends on the executable so that `swift test` builds the `sqakd` the sweep tests launch.
-        .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Training", "Plotting", "sqakd", "TestSupport"]),
     ],
     // Swift 5 mode: the engine shares raw buffers across worker threads by design (fixed, disjoint chunks).
     swiftLanguageModes: [.v5]

@@ -5,7 +5,7 @@ Regenerate (from the repository root, with Debian's python3-torch 1.13, CPU):
     /usr/bin/python3 scripts/make_golden.py
 
 Writes
-    Tests/NNTests/Golden/{conv2d,batchnorm,linear,pool,activation,loss,optim}.safetensors
+    Tests/NNTests/Golden/{conv2d,batchnorm,linear,pool,activation,loss,optim,pool_ceil,channel}.safetensors
     Tests/ModelsTests/Golden/resnet20_state.safetensors   (input, labels, state dict before the step)
     Tests/ModelsTests/Golden/resnet20_result.safetensors  (logits, loss, gradients, running stats after)
 
@@ -42,7 +42,7 @@ torch.set_num_threads(1)
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """Writes {name: tensor} (float32 or int64, any shape) as a safetensors file with sorted keys."""
+    """Writes {name: tensor} (float32, float16 or int64, any shape) as a safetensors file with sorted keys."""
     header = {}
     blobs = []
     offset = 0
@@ -52,6 +52,8 @@ def write_safetensors(path, tensors, metadata=None):
             dtype, fmt = "F32", "f"
         elif t.dtype == torch.int64:
             dtype, fmt = "I64", "q"
+        elif t.dtype == torch.float16:
+            dtype, fmt = "F16", "e"
         else:
             raise ValueError(f"{name}: unsupported dtype {t.dtype}")
         values = t.reshape(-1).tolist()
@@ -95,6 +97,9 @@ def make_conv():
         "dw_s2p1_nobias": (2, 8, 8, 9, 9, 3, 2, 1, 8, False),
         "dw_s1p1_bias": (2, 6, 6, 7, 7, 3, 1, 1, 6, True),
         "k1_s2_nobias": (2, 4, 8, 8, 8, 1, 2, 0, 1, False),
+        # MobileNet-V2 / ShuffleNet-V2 depthwise 3x3 at a width tested in nChw16c too.
+        "dw32_s1p1_nobias": (2, 32, 32, 7, 7, 3, 1, 1, 32, False),
+        "dw32_s2p1_nobias": (2, 32, 32, 8, 8, 3, 2, 1, 32, False),
     }
     out, meta = {}, {}
     for name, (n, cin, cout, h, w, k, s, p, g, bias) in cases.items():
@@ -216,6 +221,53 @@ def make_activation():
     write_safetensors(os.path.join(NN_DIR, "activation.safetensors"), out, meta)
 
 
+def distinct(*shape):
+    """A random permutation of 0.05 * (0..n), centred: distinct values (no max-pool ties)."""
+    n = 1
+    for d in shape:
+        n *= d
+    return (torch.randperm(n).float() * 0.05 - n * 0.025).reshape(shape)
+
+
+def make_pool_ceil():
+    """3x3 stride-2 ceil-mode max pooling at SqueezeNet 1.0's sizes: 109, 54, 27 (224 input), 29, 14, 7 (64)."""
+    out, meta = {}, {}
+    for size, n, c in [(109, 1, 1), (54, 1, 2), (27, 1, 2), (29, 1, 8), (14, 1, 16), (7, 2, 16)]:
+        name = f"maxpool_ceil_{size}"
+        unary_case(out, name, lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True), distinct(n, c, size, size))
+        meta[name] = f"MaxPool2d(kernel 3, stride 2, ceil_mode=True) on [{n}, {c}, {size}, {size}]"
+    write_safetensors(os.path.join(NN_DIR, "pool_ceil.safetensors"), out, meta)
+
+
+def make_channel():
+    """Channel concatenation (3 inputs), chunk in 2 and shuffle (ShuffleNet-V2's view/transpose/view)."""
+    out, meta = {}, {}
+    xs = [randn(2, c, 3, 3).requires_grad_() for c in (8, 16, 24)]
+    y = torch.cat(xs, 1)
+    dy = randn(*y.shape)
+    dxs = grads_of(y, dy, *xs)
+    for i in range(3):
+        out[f"cat.x{i}"], out[f"cat.dx{i}"] = xs[i], dxs[i]
+    out["cat.y"], out["cat.dy"] = y, dy
+    meta["cat"] = "torch.cat([x0 [2,8,3,3], x1 [2,16,3,3], x2 [2,24,3,3]], 1)"
+
+    x = randn(2, 48, 3, 3).requires_grad_()
+    y0, y1 = x.chunk(2, dim=1)
+    dy0, dy1 = randn(*y0.shape), randn(*y1.shape)
+    (dx,) = torch.autograd.grad([y0, y1], [x], grad_outputs=[dy0, dy1])
+    out.update({"chunk.x": x, "chunk.y0": y0, "chunk.y1": y1, "chunk.dy0": dy0, "chunk.dy1": dy1, "chunk.dx": dx})
+    meta["chunk"] = "x [2,48,3,3].chunk(2, dim=1)"
+
+    def shuffle(x, groups):
+        n, c, h, w = x.shape
+        return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+
+    for name, c, groups in [("shuffle2", 48, 2), ("shuffle3", 24, 3)]:
+        unary_case(out, name, lambda x: shuffle(x, groups), randn(2, c, 3, 3))
+        meta[name] = f"torchvision channel_shuffle(x [2,{c},3,3], {groups})"
+    write_safetensors(os.path.join(NN_DIR, "channel.safetensors"), out, meta)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Losses
 
@@ -329,6 +381,10 @@ def main():
     # One seed per file, so adding a case to one file leaves the others unchanged.
     for seed, make in enumerate([make_conv, make_batchnorm, make_linear, make_pool, make_activation,
                                  make_loss, make_optim, make_resnet20], start=1000):
+        torch.manual_seed(seed)
+        make()
+    # Fixed seeds of their own, whatever is added to the list above.
+    for seed, make in [(2000, make_pool_ceil), (2001, make_channel)]:
         torch.manual_seed(seed)
         make()
 

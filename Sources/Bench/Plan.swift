@@ -122,14 +122,18 @@ public struct Plan: Sendable {
                                                      source: entry.source)
                             var layers = [dataset, cell, suite.student, entry.student]
                             layers += entry.overrides.filter { $0.matches(quantizer: q, bits: b, method: method) }.map(\.set)
-                            // Every QAT run starts from the FP teacher (reference --load_pretrain True).
-                            var fixed: [String: ConfigValue] = ["seed": .integer(Int(seed)), "init_from": .string(teacherPath)]
-                            if method == .sqakd {
-                                fixed["distill"] = .string(DistillationMethod.sqakd.rawValue)
+                            var fixed: [String: ConfigValue] = ["seed": .integer(Int(seed))]
+                            if let distill = method.distillation {
+                                fixed["distill"] = .string(distill.rawValue)
                                 fixed["teacher"] = .string(teacherPath)
                             }
-                            layers += [self.budget.overlay(teacher: false), ConfigOverlay(fixed, source: ConfigSource("plan"))]
+                            layers.append(self.budget.overlay(teacher: false, initStage: method.distillation?.hasInitStage ?? false))
                             let key = CellKey(model: entry.model, quantizer: q, bits: b, method: method, variant: entry.variant)
+                            // Every QAT run starts from the FP teacher (reference --load_pretrain True), except a
+                            // `random_init` cell (the VGG-11 W3A3 SQAKD row of Table 5, "withoutPretrain").
+                            let probe = try Self.resolve(layers + [ConfigOverlay(fixed, source: ConfigSource("plan"))], what: key.description)
+                            if !probe.randomInit { fixed["init_from"] = .string(teacherPath) }
+                            layers.append(ConfigOverlay(fixed, source: ConfigSource("plan")))
                             if let other = cellEntry[key], other != entryIndex {
                                 throw SuiteError("\(entry.source): \(key) is also defined by the grid entry at \(suite.grid[other].source); give one of them a 'variant'")
                             }

@@ -65,6 +65,11 @@ public struct Report {
             try atomicWrite(Data(text.utf8), to: url)
             written.append(url)
         }
+        if r.isMethodComparison {
+            let url = dir.appendingPathComponent("methods.csv")
+            try atomicWrite(Data(Tables.methodsCSV(r).utf8), to: url)
+            written.append(url)
+        }
         written += try ReportPlots.write(r, to: plots)
         let keep = Set(ReportPlots.files(r).map(\.name))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: plots.path)) ?? [] where name.hasSuffix(".png") && !keep.contains(name) {

@@ -1,9 +1,10 @@
 import Foundation
 import Plotting
 
-/// The PNG plots of a suite's report: test top-1 per epoch for each cell (baseline against SQAKD: mean line
-/// with a ±1 std band over seeds, the FP teacher as a reference line), each teacher's curve, and a chart of
-/// SQAKD's gain over its baseline per cell.
+/// The PNG plots of a suite's report: test top-1 per epoch for each cell (baseline against SQAKD, and every
+/// other method of a method comparison: mean line with a ±1 std band over seeds, the FP teacher as a
+/// reference line), each teacher's curve, a chart of SQAKD's gain over its baseline per cell, and for a
+/// method comparison (Table 7) a chart of each method's Δ to its baseline (`methods-delta.png`).
 public enum ReportPlots {
     public struct PlotFile: Sendable {
         public var name: String
@@ -36,6 +37,9 @@ public enum ReportPlots {
         var out: [PlotFile] = []
         if r.rows.contains(where: { row in r.columns.contains { r.difference(model: row.model, column: $0, bits: row.bits) != nil } }) {
             out.append(PlotFile(name: "sqakd-gain.png", title: "\(r.suite.name): SQAKD − baseline, best test top-1 per cell"))
+        }
+        if r.isMethodComparison, r.studentCells.contains(where: { r.methodDifference($0) != nil }) {
+            out.append(PlotFile(name: "methods-delta.png", title: "\(r.suite.name): each method − the quantizer alone, best test top-1"))
         }
         for p in pairs(r) {
             out.append(PlotFile(name: curvesFile(p), title: "\(p.model) \(p.column) W\(p.bits)A\(p.bits): test top-1 per epoch, baseline vs SQAKD"))
@@ -76,6 +80,8 @@ public enum ReportPlots {
             let url = dir.appendingPathComponent(file.name)
             if file.name == "sqakd-gain.png" {
                 try gainChart(r).writePNG(to: url)
+            } else if file.name == "methods-delta.png" {
+                try methodsChart(r).writePNG(to: url)
             } else if file.name.hasPrefix("teacher-") {
                 let t = r.teacherCells.first { "teacher-\(slug($0.model)).png" == file.name }!
                 let c = r.cells[t]!
@@ -88,8 +94,14 @@ public enum ReportPlots {
                 var budget = ""
                 for m in r.suite.methods {
                     guard let c = r.cells[p.column.cell(model: p.model, bits: p.bits, method: m)] else { continue }
-                    list.append(series(m == .sqakd ? "SQAKD" : "baseline", c, color: m == .sqakd ? sqakdColor : baselineColor,
-                                       marker: m == .sqakd ? .square : .circle))
+                    switch m {
+                    case .baseline, .sqakd:
+                        list.append(series(m == .sqakd ? "SQAKD" : "baseline", c, color: m == .sqakd ? sqakdColor : baselineColor,
+                                           marker: m == .sqakd ? .square : .circle))
+                    default:
+                        let i = list.count
+                        list.append(series(m.title, c, color: methodPalette[i % methodPalette.count], marker: methodMarkers[i % methodMarkers.count]))
+                    }
                     budget = c.budget
                 }
                 var plot = LinePlot(title: "\(p.model) \(p.column) W\(p.bits)A\(p.bits) on \(dataset) (\(budget) budget)", xLabel: "epoch",
@@ -100,6 +112,34 @@ public enum ReportPlots {
             written.append(url)
         }
         return written
+    }
+
+    /// Colours and markers of the other methods' curves (after baseline and SQAKD's own).
+    static let methodPalette = [Color(0, 158, 115), Color(204, 121, 167), Color(86, 180, 233), Color(230, 159, 0),
+                                Color(240, 228, 66), Color(0, 0, 0), Color(150, 75, 0), Color(120, 120, 200)]
+    static let methodMarkers: [Marker] = [.diamond, .triangle, .circle, .square]
+
+    /// Δ = method − the quantizer alone (best test top-1) per method and cell, whiskers ±1 s.e. of the
+    /// difference over seeds (both sides need two seeds), * where Welch's t gives p < 0.05.
+    static func methodsChart(_ r: SuiteResults) -> BarChart {
+        var bars: [Bar] = []
+        let groups = r.cellGroupsInGrid
+        for g in groups {
+            for m in r.suite.methods where m != .baseline {
+                let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
+                guard let d = r.methodDifference(cell), let b = r.cells[cell.with(.baseline)], let c = r.cells[cell] else { continue }
+                var se: Double? = nil
+                if b.best.n > 1 && c.best.n > 1 { se = (b.best.sem * b.best.sem + c.best.sem * c.best.sem).squareRoot() }
+                let label = groups.count == 1 ? m.title : "\(g.model) \(g.column) W\(g.bits)A\(g.bits) \(m.title)"
+                bars.append(Bar(label: label, value: d.delta, errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 },
+                                color: d.delta >= 0 ? gainColor : lossColor,
+                                annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : "")))
+            }
+        }
+        let baseline = groups.count == 1 ? "\(groups[0].column) W\(groups[0].bits)A\(groups[0].bits) alone" : "the quantizer alone"
+        return BarChart(title: "\(r.suite.name): method − \(baseline) (best test top-1)",
+                        xLabel: "method (whiskers: ±1 s.e. over seeds; * p<0.05)", yLabel: "Δ top-1 (points)", bars: bars,
+                        legend: [("above the quantizer alone", gainColor), ("below", lossColor)])
     }
 
     static func gainChart(_ r: SuiteResults) -> BarChart {

@@ -13,6 +13,9 @@ public struct CellResult: Sendable {
     public var seeds: [UInt64] { records.map(\.config.seed) }
     /// Best-epoch test top-1 (selected on the test set, the paper's convention) over seeds.
     public var best: Summary { Summary(records.compactMap(\.bestTop1)) }
+    /// Best-epoch test top-5 over seeds, the best of its own (TinyImageNet/main.py:464 keeps
+    /// `best_prec5 = max(prec5, best_prec5)`, not the top-5 of the best top-1 epoch).
+    public var bestTop5: Summary { Summary(records.compactMap { $0.epochs.map(\.testTop5).max() }) }
     /// Last-epoch test top-1 over seeds.
     public var last: Summary { Summary(records.compactMap(\.lastTop1)) }
     /// Mean test top-1 of each seed's last five epochs (fewer when it ran fewer), over seeds: the figure the
@@ -107,19 +110,48 @@ public struct SuiteResults: Sendable {
         return Self.budgetPreference.filter(used.contains) + used.subtracting(Self.budgetPreference).sorted()
     }
 
-    /// The paper's top-1 for a cell, when transcribed.
-    public func paper(_ cell: CellKey) -> Double? {
-        suite.paper.first {
-            $0.metric == "top1" && $0.model == cell.model && $0.method == cell.method
+    /// The paper's top-1 (or `metric`) for a cell, when transcribed.
+    public func paper(_ cell: CellKey, metric: String = "top1") -> Double? {
+        let model = suite.paperModel(cell.model)
+        return suite.paper.first {
+            $0.metric == metric && $0.model == model && $0.method == cell.method
                 && (cell.isTeacher ? $0.method == .fp : ($0.quantizer == cell.quantizer && $0.bits == cell.bits))
         }?.value
     }
+
+    /// Whether tables show top-5 beside top-1: the paper reports it for Tiny-ImageNet (Table 6 gives it).
+    public var showsTopFive: Bool { suite.dataset == "tiny-imagenet" || suite.paper.contains { $0.metric == "top5" } }
 
     /// SQAKD − baseline for a (model, column, bits), when both have runs.
     public func difference(model: String, column: Column, bits: Int, last: Bool = false) -> Difference? {
         guard let b = cells[column.cell(model: model, bits: bits, method: .baseline)],
               let s = cells[column.cell(model: model, bits: bits, method: .sqakd)] else { return nil }
         return last ? Difference(s.last, minus: b.last) : Difference(s.best, minus: b.best)
+    }
+
+    /// Whether the suite compares distillation methods (Table 7): its `methods` hold one besides baseline and SQAKD.
+    public var isMethodComparison: Bool { suite.methods.contains { $0 != .baseline && $0 != .sqakd } }
+
+    /// A student cell's method − the baseline of the same (model, column, bits), best (or last) test top-1,
+    /// when both have runs; nil for baseline cells.
+    public func methodDifference(_ cell: CellKey, last: Bool = false) -> Difference? {
+        guard cell.method != .baseline, !cell.isTeacher, let m = cells[cell], let b = cells[cell.with(.baseline)] else { return nil }
+        return last ? Difference(m.last, minus: b.last) : Difference(m.best, minus: b.best)
+    }
+
+    /// The paper's method − its baseline for a cell, when both are transcribed.
+    public func paperDifference(_ cell: CellKey) -> Double? {
+        guard cell.method != .baseline, let p = paper(cell), let b = paper(cell.with(.baseline)) else { return nil }
+        return p - b
+    }
+
+    /// Every (model, column, bits) of the grid, in grid order, whether run or not.
+    public var cellGroupsInGrid: [(model: String, column: Column, bits: Int)] {
+        var out: [(model: String, column: Column, bits: Int)] = []
+        for c in studentCells where !out.contains(where: { $0.model == c.model && $0.column == c.column && $0.bits == c.bits }) {
+            out.append((c.model, c.column, c.bits))
+        }
+        return out
     }
 
     /// The FP teacher's results for a model.

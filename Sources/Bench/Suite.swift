@@ -7,11 +7,29 @@ import Training
 import Yams
 
 /// How a student is trained: `baseline` = the QAT method alone with labels (cross-entropy), `sqakd` = the
-/// same QAT method trained by SQAKD (α·T²·KL to the FP teacher, no labels). `fp` marks the teachers.
+/// same QAT method trained by SQAKD (α·T²·KL to the FP teacher, no labels). `fp` marks the teachers. The
+/// other cases are the paper's Table 7 distillation methods (reference §5.2, §6), each the
+/// `DistillationMethod` of the same name with its §5.2 weights: a suite whose `methods` list them compares
+/// them (`SuiteResults.isMethodComparison`). A new method = one case here (its name is the
+/// `DistillationMethod`'s) and its name in a suite's `methods`.
 public enum Method: String, Codable, CaseIterable, Sendable, Comparable {
     case fp, baseline, sqakd
+    case kd, at, nst, sp, rkd, fitnet, cc, vid, fsp, ft, crd, cktf
 
-    public var title: String { self == .sqakd ? "SQAKD" : rawValue }
+    public var title: String {
+        switch self {
+        case .fp, .baseline: return rawValue
+        case .sqakd: return "SQAKD"
+        case .fitnet: return "FitNet"
+        default: return rawValue.uppercased()
+        }
+    }
+
+    /// The run's `distill` (nil for teachers and baselines).
+    public var distillation: DistillationMethod? {
+        self == .fp || self == .baseline ? nil : DistillationMethod(rawValue: rawValue)
+    }
+
     public static func < (a: Method, b: Method) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 }
 
@@ -32,6 +50,9 @@ public struct GridEntry: Sendable {
     public var compareTo: String?
     /// Where the entry starts (`suites/x.yaml:31`), the source of its model, quantizer and bits.
     public var source: ConfigSource
+    /// The model's name in the paper's numbers (`paper_model`: the CSV's `vgg11` for the zoo's `vgg11_bn`);
+    /// nil = the zoo name.
+    public var paperModel: String?
 
     /// Hyper-parameters for the students that match every condition given (e.g. α = 100 for SQAKD at 4 bits).
     public struct Override: Sendable {
@@ -71,6 +92,11 @@ public struct Suite: Sendable {
     /// Another suite whose runs folder this one shares (`runs_of`): runs with the same config are trained
     /// once and shown by both (a quirks suite reuses the main suite's released cells).
     public var runsOf: String?
+
+    /// The model's name in the paper's numbers (`paper_model` of its grid entries, else the zoo name).
+    public func paperModel(_ model: String) -> String {
+        grid.first { $0.model == model }?.paperModel ?? model
+    }
 
     /// The standard budgets; a suite may add labelled ones (`reduced-4ep-teacher`) that keep an earlier
     /// budget's results reportable beside the current ones.
@@ -144,7 +170,8 @@ public struct Suite: Sendable {
         var methods: [Method] = []
         for s in methodNames {
             guard let method = Method(rawValue: s), method != .fp else {
-                throw m.error("methods", "holds an unknown method '\(s)'; use baseline and/or sqakd")
+                throw m.error("methods", "holds an unknown method '\(s)'; use baseline, sqakd or a distillation method "
+                                + "(\(Method.allCases.filter { $0.distillation != nil && $0 != .sqakd }.map(\.rawValue).joined(separator: ", ")))")
             }
             if !methods.contains(method) { methods.append(method) }
         }
@@ -157,6 +184,12 @@ public struct Suite: Sendable {
             throw SuiteError("\(display): missing or empty 'grid' (a list of {model, quantizers, bits})")
         }
         let grid = try gridNodes.map { try parseGridEntry($0, dataset: dataset) }
+        for (i, e) in grid.enumerated() {
+            if let other = grid[..<i].first(where: { $0.model == e.model && $0.paperModel != e.paperModel }) {
+                throw SuiteError("\(e.source): paper_model of \(e.model) is '\(e.paperModel ?? e.model)', but the entry at \(other.source) "
+                                 + "says '\(other.paperModel ?? other.model)'; one model has one name in the paper")
+            }
+        }
 
         var budgets: [Budget] = []
         if let b = try m.mapping("budgets") {
@@ -226,7 +259,7 @@ public struct Suite: Sendable {
     }
 
     static func parseGridEntry(_ g: YAMLMapping, dataset: String) throws -> GridEntry {
-        try g.checkKeys(["model", "quantizers", "bits", "variant", "compare_to", "teacher", "student", "overrides"])
+        try g.checkKeys(["model", "paper_model", "quantizers", "bits", "variant", "compare_to", "teacher", "student", "overrides"])
         let compareTo = try g.string("compare_to")
         if let c = compareTo, !QuantizerRegistry.names.contains(c) || c == "fp" {
             throw g.error("compare_to", "names '\(c)', which is not a registered quantizer")
@@ -263,16 +296,21 @@ public struct Suite: Sendable {
         } ?? ConfigOverlay()
         var overrides: [GridEntry.Override] = []
         for o in try g.mappings("overrides") ?? [] {
-            let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"])
+            let context: [String: ConfigValue] = ["quantizer": .string(try o.string("quantizer") ?? quantizers[0]),
+                                                  "bits": .integer(try o.int("bits") ?? bits[0])]
+            let set = try hyperParameters(o, dataset: dataset, skipping: ["quantizer", "bits", "method"], context: context)
             var method: Method?
             if let s = try o.string("method") {
-                guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline or sqakd, got '\(s)'") }
+                guard let mm = Method(rawValue: s), mm != .fp else { throw o.error("method", "must be baseline, sqakd or a distillation method, got '\(s)'") }
                 method = mm
             }
             overrides.append(.init(quantizer: try o.string("quantizer"), bits: try o.int("bits"), method: method, set: set))
         }
+        let paperModel = try g.string("paper_model")
+        if let p = paperModel, p.isEmpty { throw g.error("paper_model", "must not be empty") }
         return GridEntry(model: model, quantizers: quantizers, bits: bits, teacher: teacher, student: student, overrides: overrides,
-                         variant: variant, compareTo: compareTo, source: ConfigSource(g.location(g.node), keyPath: g.path))
+                         variant: variant, compareTo: compareTo, source: ConfigSource(g.location(g.node), keyPath: g.path),
+                         paperModel: paperModel)
     }
 }
 

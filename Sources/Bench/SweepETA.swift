@@ -3,8 +3,8 @@ import Training
 
 /// The sweep's time estimate.
 ///
-/// A run's cost is its remaining image-epochs, (epochs − epochs done) × training images (`train_limit` when
-/// set, else the dataset's training set), times `distillationCost` for an SQAKD student. The sweep times
+/// A run's cost is its remaining image-epochs, (epochs − epochs done, plus `init_epochs` before the first) × training images (`train_limit` when
+/// set, else the dataset's training set), times `distillationCost` for a distilled student (SQAKD or a Table 7 method). The sweep times
 /// the runs it trains itself: after the first finishes,
 ///   ETA = remaining cost × (seconds ÷ cost of the runs finished so far) ÷ runs trained at once.
 ///
@@ -36,7 +36,9 @@ public struct SweepETA: Sendable {
     public func cost(of run: PlannedRun, epochsDone: Int) -> Double {
         let c = run.config
         let n = c.trainLimit > 0 ? min(Double(c.trainLimit), trainImages) : trainImages
-        return Double(max(0, c.epochs - epochsDone)) * n * (run.cell.method == .sqakd ? distillationCost : 1)
+        // An initialisation stage (fsp, ft) counts as epochs of its own until the main stage has begun.
+        let epochs = max(0, c.epochs - epochsDone) + (epochsDone == 0 ? c.initStageEpochs : 0)
+        return Double(epochs) * n * (run.config.isDistilled ? distillationCost : 1)
     }
 
     /// Adds runs still to train.

@@ -23,6 +23,9 @@ public enum Tables {
         } else if r.suite.paperTable != nil {
             lines.append("paper: \(paperText(r, cell))")
         }
+        if r.showsTopFive {
+            lines.append("top-5 best \(c.bestTop5.formatted)" + (r.paper(cell, metric: "top5").map { String(format: " (paper %.2f)", $0) } ?? ""))
+        }
         if c.records.count < c.plannedSeeds { lines.append("\(c.records.count) of \(c.plannedSeeds) seeds") }
         if mixedBudgets { lines.append("budget \(c.budget)") }
         return lines.joined(separator: "<br>")
@@ -43,18 +46,26 @@ public enum Tables {
                 + "convention); **last** = the last epoch's. **last-5 mean** = the mean of the last five epochs' test top-1, of all "
                 + "epochs when a run has fewer (the figure the authors log). Δ = SQAKD − baseline with Welch's t-test "
                 + "over seeds (p<0.05, n.s., or n<2 when a side has fewer than two seeds). "
+            if r.showsTopFive {
+                out += "**top-5 best** = the best epoch's test top-5, selected by itself as the authors' `best_prec5` is "
+                    + "(TinyImageNet/main.py:464). "
+            }
             out += s.paperTable.map { "Paper values: Table \($0); \"not transcribed\" where `suites/paper-results.csv` lacks the cell.\n\n" }
                 ?? "This suite is not in the paper, so there are no paper values.\n\n"
         }
         let budgets = r.budgetsUsed.compactMap { b in s.budgets.first { $0.name == b } }
         out += "Budget: " + (budgets.isEmpty ? "no finished runs" : budgets.map { "`\($0.name)` (\($0.summary))" }.joined(separator: "; ")) + ".\n\n"
 
-        out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |\n|---|---|---|---|---|---|\n"
+        let five = r.showsTopFive
+        out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |" + (five ? " best top-5 | paper top-5 |" : "")
+            + "\n|---|---|---|---|---|---|" + (five ? "---|---|" : "") + "\n"
         for t in r.teacherCells {
+            let top5 = r.paper(t, metric: "top5").map(f) ?? paperText(r, t)
             if let c = r.cells[t] {
-                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |\n"
+                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |"
+                    + (five ? " \(c.bestTop5.formatted) | \(top5) |" : "") + "\n"
             } else {
-                out += "| \(t.model) | — | — | not run | not run | \(paperText(r, t)) |\n"
+                out += "| \(t.model) | — | — | not run | not run | \(paperText(r, t)) |" + (five ? " not run | \(top5) |" : "") + "\n"
             }
         }
         out += "\n\(h2) Students (QAT)\n\nThe **teacher** column is the best test top-1 of the FP teacher that SQAKD distils from "
@@ -83,6 +94,7 @@ public enum Tables {
             }
             out += "\n"
         }
+        if r.isMethodComparison { out += "\n" + methodsMarkdown(r, level: level + 1) }
         if r.columns.contains(where: { r.releasedColumn(of: $0) != nil }) {
             out += "\n\(h2) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
                 + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds.\n\n"
@@ -99,6 +111,49 @@ public enum Tables {
         let flags = r.flags
         out += "\n**Flags:** " + (flags.isEmpty ? "none (no baseline beats its teacher; every cell's seeds agree on the sign of Δ).\n"
                                     : "\n\n" + flags.map { "- \($0)\n" }.joined())
+        return out
+    }
+
+    /// A method row's name: "ewgs alone" for the baseline, else the method's title.
+    static func methodName(_ m: Method, _ col: Column) -> String { m == .baseline ? "\(col) alone" : m.title }
+
+    /// The method comparison of a suite whose rows are distillation methods (Table 7): per (model, column,
+    /// bits) and method, best test top-1 over seeds, Δ to the column's method alone with Welch's t, and the
+    /// paper's value and Δ (its method − its own baseline). `level` is the section's heading level.
+    public static func methodsMarkdown(_ r: SuiteResults, level: Int) -> String {
+        let h = String(repeating: "#", count: level)
+        var out = "\(h) Distillation methods\n\nEvery method trains the same quantized student from the same FP teacher with "
+            + "the authors' Table 7 weights (reference-implementation.md §5.2). Δ = method − the quantizer alone (best test top-1), "
+            + "Welch's t over seeds; paper Δ = the paper's method − its own quantizer-alone value. Chart: `plots/methods-delta.png`.\n\n"
+        out += "| model | bits | method | best | last | Δ best | paper | paper Δ |\n|---|---|---|---|---|---|---|---|\n"
+        for g in r.cellGroupsInGrid {
+            for m in r.suite.methods {
+                let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
+                let c = r.cells[cell]
+                let d = r.methodDifference(cell)
+                let delta = m == .baseline ? "—" : d.map { "\(signed($0.delta)) (\($0.mark))" } ?? "—"
+                let paperDelta = m == .baseline ? "—" : r.paperDifference(cell).map(signed) ?? "—"
+                out += "| \(g.model) | W\(g.bits)A\(g.bits) | \(methodName(m, g.column)) | \(c.map { $0.best.formatted } ?? "not run") | "
+                    + "\(c.map { $0.last.formatted } ?? "not run") | \(delta) | \(paperText(r, cell)) | \(paperDelta) |\n"
+            }
+        }
+        return out
+    }
+
+    /// The method comparison as CSV, one row per (model, column, bits, method) of the grid.
+    public static func methodsCSV(_ r: SuiteResults) -> String {
+        var out = CSV.line(["model", "quantizer", "variant", "bits", "method", "n", "best_mean", "best_std", "last_mean", "last_std",
+                            "delta_best", "delta_best_significance", "paper_top1", "paper_delta"])
+        for g in r.cellGroupsInGrid {
+            for m in r.suite.methods {
+                let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
+                let c = r.cells[cell], d = r.methodDifference(cell)
+                out += CSV.line([g.model, g.column.quantizer, g.column.variant, "\(g.bits)", m.rawValue, "\(c?.records.count ?? 0)",
+                                 c.map { f($0.best.mean) } ?? "", c.map { sd($0.best) } ?? "", c.map { f($0.last.mean) } ?? "",
+                                 c.map { sd($0.last) } ?? "", d.map { f($0.delta) } ?? "", d?.mark ?? "",
+                                 r.paper(cell).map(f) ?? "", r.paperDifference(cell).map(f) ?? ""])
+            }
+        }
         return out
     }
 

@@ -1,12 +1,31 @@
 import Tensors
 
-/// The per-image training transform (reference §7, `CIFAR/dataset/*.py`).
-/// - `none`: ToTensor + Normalize (the reference's test transform).
+/// The per-image transform of a loader (reference §7, `CIFAR/dataset/*.py`, the Tiny-ImageNet DALI pipelines).
+/// - `none`: ToTensor + Normalize (the reference's CIFAR test transform).
 /// - `cropFlip(padding: p)`: RandomCrop(H×W, padding=p) with ZERO padding of the raw bytes (so a padded pixel
 ///   becomes −mean/std after normalisation), then RandomHorizontalFlip(0.5), then ToTensor + Normalize.
+/// - `randomResizedCropFlip(size: S)`: the Tiny-ImageNet train pipeline: `RandomResizedCrop.box`, bilinear
+///   resize of the crop to S×S, RandomHorizontalFlip(0.5), normalise (`resizedCropNormalizeImage`).
+/// - `resizeCenterCrop(resize: R, crop: S)`: the Tiny-ImageNet val pipeline (deterministic): resize to
+///   R×R, centre crop S×S (`centerCropGeometry`), normalise.
 public enum Augmentation: Equatable, Codable, Sendable {
     case none
     case cropFlip(padding: Int)
+    case randomResizedCropFlip(size: Int)
+    case resizeCenterCrop(resize: Int, crop: Int)
+
+    /// The Tiny-ImageNet evaluation transform for training resolution S.
+    public static func tinyImageNetEvaluation(imageSize S: Int) -> Augmentation {
+        .resizeCenterCrop(resize: centerCropGeometry(imageSize: S).resize, crop: S)
+    }
+
+    /// The (H, W) of the images this transform makes from `height`×`width` ones.
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        switch self {
+        case .none, .cropFlip: return (height, width)
+        case .randomResizedCropFlip(let s), .resizeCenterCrop(_, let s): return (s, s)
+        }
+    }
 
     /// The CIFAR train transform: RandomCrop(32, padding=4) + RandomHorizontalFlip.
     public static let cifar = Augmentation.cropFlip(padding: 4)

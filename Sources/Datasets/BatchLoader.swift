@@ -25,7 +25,8 @@ public struct Batch: Sendable {
 /// Randomness: every stream is derived from (seed, epoch[, batch]) alone:
 ///   epoch stream  E = RNG(seed: seed).derived(epoch)
 ///   shuffle       E.derived(0)
-///   augmentation  E.derived(batch + 1), drawn image by image in batch order (`CropFlip.draw`)
+///   augmentation  E.derived(batch + 1), drawn image by image in batch order (`CropFlip.draw`; for
+///                 `randomResizedCropFlip`, `RandomResizedCrop.box` then flip = uniform() < 0.5)
 /// so a batch's content depends only on (seed, epoch, batch index): a prefetching loader, a synchronous one
 /// and one that starts mid-epoch produce bit-identical batches.
 ///
@@ -46,8 +47,14 @@ public final class BatchLoader: Sendable {
                 prefetchDepth: Int = 2) throws {
         guard batchSize >= 1 else { throw DatasetError.invalidSetting("batch size must be at least 1, got \(batchSize)") }
         guard prefetchDepth >= 1 else { throw DatasetError.invalidSetting("prefetch depth must be at least 1, got \(prefetchDepth)") }
-        if case .cropFlip(let p) = augmentation, p < 0 {
-            throw DatasetError.invalidSetting("crop padding must be at least 0, got \(p)")
+        switch augmentation {
+        case .none: break
+        case .cropFlip(let p):
+            if p < 0 { throw DatasetError.invalidSetting("crop padding must be at least 0, got \(p)") }
+        case .randomResizedCropFlip(let s):
+            if s < 1 { throw DatasetError.invalidSetting("image size must be at least 1, got \(s)") }
+        case .resizeCenterCrop(let r, let s):
+            if s < 1 || r < s { throw DatasetError.invalidSetting("centre crop \(s) of a \(r)×\(r) resize: need 1 ≤ crop ≤ resize") }
         }
         self.dataset = dataset
         self.batchSize = batchSize
@@ -63,10 +70,13 @@ public final class BatchLoader: Sendable {
         try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: true, augmentation: .cifar, seed: seed)
     }
 
-    /// An evaluation loader: file order, normalisation only.
-    public static func evaluation(_ dataset: Dataset, batchSize: Int) throws -> BatchLoader {
-        try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, augmentation: .none, seed: 0)
+    /// An evaluation loader: file order, `transform` (deterministic; default normalisation only).
+    public static func evaluation(_ dataset: Dataset, batchSize: Int, transform: Augmentation = .none) throws -> BatchLoader {
+        try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, augmentation: transform, seed: 0)
     }
+
+    /// The (H, W) of the batches' images.
+    public var outputSize: (height: Int, width: Int) { augmentation.outputSize(height: dataset.height, width: dataset.width) }
 
     /// ⌈count / batchSize⌉.
     public var batchCount: Int { (dataset.count + batchSize - 1) / batchSize }
@@ -90,18 +100,30 @@ public final class BatchLoader: Sendable {
         let lo = index * batchSize, hi = min(lo + batchSize, dataset.count)
         let indices = Array(order[lo..<hi])
         let C = dataset.channels, H = dataset.height, W = dataset.width, size = dataset.imageSize
-        let images = Tensor(shape: [indices.count, C, H, W], layout: .plain, zeroed: false)
+        let (OH, OW) = outputSize
+        let outSize = C * OH * OW
+        let images = Tensor(shape: [indices.count, C, OH, OW], layout: .plain, zeroed: false)
         var rng = augmentationRNG(epoch: epoch, batch: index)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: H * OW)
+        defer { scratch.deallocate() }
         dataset.images.withUnsafeBufferPointer { src in
             lut.withUnsafeBufferPointer { lut in images.withUnsafeMutablePointer { dst in
                 for (k, i) in indices.enumerated() {
-                    let x = src.baseAddress! + i * size, y = dst + k * size
+                    let x = src.baseAddress! + i * size, y = dst + k * outSize
                     switch augmentation {
                     case .none:
                         normalizeImage(y, x, lut.baseAddress!, C, H, W)
                     case .cropFlip(let p):
                         let r = CropFlip.draw(&rng, padding: p)
                         cropFlipNormalizeImage(y, x, lut.baseAddress!, C, H, W, p, r.top, r.left, r.flip)
+                    case .randomResizedCropFlip(let s):
+                        let box = RandomResizedCrop.box(height: H, width: W, draws: &rng)
+                        let flip = rng.uniform() < 0.5
+                        resizedCropNormalizeImage(y, x, lut.baseAddress!, C, H, W, box, s, s, 0, 0, s, s, flip, scratch)
+                    case .resizeCenterCrop(let r, let s):
+                        let offset = Int((Double(r - s) / 2).rounded(.toNearestOrEven))
+                        resizedCropNormalizeImage(y, x, lut.baseAddress!, C, H, W, CropBox(top: 0, left: 0, height: H, width: W),
+                                                  r, r, offset, offset, s, s, false, scratch)
                     }
                 }
             } }

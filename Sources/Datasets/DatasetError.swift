@@ -18,6 +18,9 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, LocalizedEr
     case labelOutOfRange(file: String, record: Int, label: Int, classCount: Int)
     /// An I/O or decompression failure.
     case unreadable(file: String, reason: String)
+    /// A file or folder of a dataset tree that is missing or wrong (Tiny-ImageNet preparation):
+    /// "<path>: <reason>".
+    case badTree(path: String, reason: String)
     /// A loader setting that cannot work (e.g. a batch size below 1).
     case invalidSetting(String)
 
@@ -42,6 +45,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, LocalizedEr
             return "\(file): record \(record) has label \(label), outside 0..<\(classCount)"
         case let .unreadable(file, reason):
             return "\(file): cannot read: \(reason)"
+        case let .badTree(path, reason):
+            return "\(path): \(reason)"
         case let .invalidSetting(message):
             return message
         }

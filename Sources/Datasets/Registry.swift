@@ -1,6 +1,7 @@
 import Foundation
 
-/// Where datasets live: `<root>/cifar-10-batches-bin/`, `<root>/cifar-100-binary/`, `<root>/fashion-mnist/`.
+/// Where datasets live: `<root>/cifar-10-batches-bin/`, `<root>/cifar-100-binary/`, `<root>/fashion-mnist/`,
+/// `<root>/tiny-imagenet/` (prepared by `sqakd data prepare tiny-imagenet`).
 public enum DataRoot {
     public static let environmentVariable = "SQAKD_DATA"
 
@@ -44,6 +45,9 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
     case fashionMNIST = "fashion-mnist"
     /// Fashion-MNIST, 1×28×28 as stored.
     case fashionMNIST1ch = "fashion-mnist-1ch"
+    /// Tiny-ImageNet, 3×64×64 stored, trained at `image_size` (default 224) through the reference's
+    /// resized-crop pipelines; prepared packed files (`TinyImageNet`), class count from their manifest.
+    case tinyImageNet = "tiny-imagenet"
 
     /// Parses an id; an unknown one throws with the list of known ids.
     public init(id: String) throws {
@@ -76,14 +80,38 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
                                classCount: 10, trainCount: 60_000, testCount: 10_000,
                                normalization: .fashionMNISTRaw, trainAugmentation: .cifar,
                                source: "Debian package dataset-fashion-mnist")
+        case .tinyImageNet:
+            return DatasetInfo(id: rawValue, name: "Tiny-ImageNet", channels: 3, height: TinyImageNet.side, width: TinyImageNet.side,
+                               classCount: TinyImageNet.officialClasses, trainCount: 100_000, testCount: 10_000,
+                               normalization: TinyImageNet.normalization,
+                               trainAugmentation: .randomResizedCropFlip(size: defaultImageSize),
+                               source: "\(TinyImageNet.downloadURL), prepared with `sqakd data prepare tiny-imagenet --from DIR`")
         }
+    }
+
+    /// The training resolution when `image_size` is absent: the stored size, except Tiny-ImageNet's 224
+    /// (the paper's, reference §7).
+    public var defaultImageSize: Int { self == .tinyImageNet ? 224 : info.height }
+
+    /// Whether the pipelines resize (any `image_size`); other kinds train at their stored size only.
+    public var isResizable: Bool { self == .tinyImageNet }
+
+    /// The training transform at `imageSize` (nil: `defaultImageSize`); without `augment`, the evaluation one.
+    public func trainTransform(imageSize: Int?, augment: Bool) -> Augmentation {
+        guard augment else { return evaluationTransform(imageSize: imageSize) }
+        return isResizable ? .randomResizedCropFlip(size: imageSize ?? defaultImageSize) : info.trainAugmentation
+    }
+
+    /// The evaluation transform at `imageSize`: Tiny-ImageNet resize + centre crop, else normalisation only.
+    public func evaluationTransform(imageSize: Int?) -> Augmentation {
+        isResizable ? .tinyImageNetEvaluation(imageSize: imageSize ?? defaultImageSize) : .none
     }
 
     private var cifarVariant: CIFAR.Variant? {
         switch self {
         case .cifar10: return CIFAR.cifar10
         case .cifar100: return CIFAR.cifar100
-        case .fashionMNIST, .fashionMNIST1ch: return nil
+        case .fashionMNIST, .fashionMNIST1ch, .tinyImageNet: return nil
         }
     }
 
@@ -91,6 +119,7 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
     /// `<root>/fashion-mnist`, else `<root>` itself if it holds the files; with no root given and no files
     /// under the default root, Debian's /usr/share/datasets/fashion-mnist.
     public func directory(root: String? = nil) -> String {
+        if self == .tinyImageNet { return TinyImageNet.directory(root: root) }
         let resolved = DataRoot.resolve(root)
         if let variant = cifarVariant { return (resolved as NSString).appendingPathComponent(variant.folder) }
         let sub = (resolved as NSString).appendingPathComponent("fashion-mnist")
@@ -112,11 +141,22 @@ public enum DatasetKind: String, CaseIterable, Codable, Sendable {
             return try FashionMNIST.load(directory: directory(root: root), split: split, encoding: .cifarStyle)
         case .fashionMNIST1ch:
             return try FashionMNIST.load(directory: directory(root: root), split: split, encoding: .raw)
+        case .tinyImageNet:
+            return try TinyImageNet.load(root: root, split: split)
         }
     }
 
-    /// Which files exist and how big they are, without decoding them.
-    public func verify(root: String? = nil) -> DataVerification {
+    /// Throws at once, without reading the data, when a dataset that has to be prepared is not (the
+    /// one-line `.missingFiles` that says what to download and which command to run); others are checked
+    /// when loaded.
+    public func checkPrepared(root: String? = nil) throws {
+        if self == .tinyImageNet { _ = try TinyImageNet.manifest(root: root) }
+    }
+
+    /// Which files exist and how big they are, without decoding them; with `checksums`, prepared data
+    /// (Tiny-ImageNet) is also checked against its manifest's sha256.
+    public func verify(root: String? = nil, checksums: Bool = false) -> DataVerification {
+        if self == .tinyImageNet { return TinyImageNet.verify(root: root, checksums: checksums) }
         let dir = directory(root: root)
         var files = [DataFileStatus]()
         if let variant = cifarVariant {

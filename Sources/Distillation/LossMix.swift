@@ -53,8 +53,16 @@ public struct LossMix {
         return modules.isEmpty ? nil : ModuleList(modules.map { (name: "", layer: $0) })
     }
 
-    /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`.
-    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue {
+    /// The terms' trainable modules (`Objective.trainableModule`) as one tree, or nil.
+    public var trainableModule: Layer? {
+        let modules = terms.compactMap(\.objective.trainableModule)
+        return modules.isEmpty ? nil : ModuleList(modules.map { (name: "", layer: $0) })
+    }
+
+    public var usesSamples: Bool { terms.contains { $0.objective.usesSamples } }
+
+    /// Σ w_i·L_i and its gradients. `teacher` must be given when `usesTeacher`, `samples` when `usesSamples`.
+    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32], samples: BatchSamples? = nil) -> ObjectiveValue {
         var total: Double?
         var dLogits: Tensor?
         var dFeatures: [String: Tensor] = [:]
@@ -62,10 +70,10 @@ public struct LossMix {
             let w = term.weight
             // The term's own parameters receive w·dL_i/dθ: their gradient before the call is kept, the
             // call's contribution scaled (exactly w·g when they start at zero, as after `zeroGrad`).
-            let owned = w == 1 ? [] : (term.objective.module?.parameters().map(\.parameter) ?? [])
+            let owned = w == 1 ? [] : (term.objective.trainableModule?.parameters().map(\.parameter) ?? [])
             let before = owned.map { $0.grad.copy() }
             let v = term.objective.evaluate(student: student, teacher: term.objective.usesTeacher ? teacher : nil,
-                                            labels: labels)
+                                            labels: labels, samples: samples)
             for (p, b) in zip(owned, before) { scaleIncrement(p.grad, since: b, by: w) }
             let l = w == 1 ? v.loss : w * v.loss
             total = total.map { $0 + l } ?? l

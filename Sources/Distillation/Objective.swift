@@ -15,6 +15,20 @@ public struct NetworkOutputs {
     }
 }
 
+/// Which training samples a batch holds: their indices into the training set (`Batch.indices`) and the
+/// epoch. Objectives with per-sample state read them (CRD's memory banks and its negatives, drawn per
+/// (epoch, sample) so that they do not depend on the batch, the thread count or an interruption).
+public struct BatchSamples: Sendable, Equatable {
+    /// [B], in 0..<training-set size, distinct.
+    public var indices: [Int]
+    public var epoch: Int
+
+    public init(indices: [Int], epoch: Int) {
+        self.indices = indices
+        self.epoch = epoch
+    }
+}
+
 /// An objective's value on one batch and the gradients to feed back into the student.
 public struct ObjectiveValue {
     public var loss: Double
@@ -54,13 +68,28 @@ public protocol Objective {
     /// is part of a run's training state (resume), not of its model checkpoints (the authors save
     /// `model.state_dict()` only, `train_quant.py:493-513`).
     var module: Layer? { get }
+    /// The part of `module` the model optimizer trains (default: all of it). FT's Paraphraser is in `module`
+    /// (saved and restored with the run) but frozen after the initialisation stage, so not in here.
+    var trainableModule: Layer? { get }
     /// `teacher` is non-nil exactly when `usesTeacher`; `labels` has one entry per row of the batch.
     /// Gradients for `module`'s parameters accumulate into their `grad`.
     func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32]) -> ObjectiveValue
+    /// Whether `evaluate(…, samples:)` needs the batch's sample indices (CRD, CKTF).
+    var usesSamples: Bool { get }
+    /// `evaluate` for objectives that read which samples the batch holds; the others ignore `samples`
+    /// (default). The training step calls this one.
+    func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32], samples: BatchSamples?) -> ObjectiveValue
 }
 
 extension Objective {
     public var featurePaths: [String] { [] }
     public var teacherFeaturePaths: [String] { featurePaths }
     public var module: Layer? { nil }
+    public var trainableModule: Layer? { module }
+
+    public var usesSamples: Bool { false }
+
+    public func evaluate(student: NetworkOutputs, teacher: NetworkOutputs?, labels: [Int32], samples: BatchSamples?) -> ObjectiveValue {
+        evaluate(student: student, teacher: teacher, labels: labels)
+    }
 }

@@ -146,13 +146,17 @@ public func convBackwardWeights(_ dweight: UnsafeMutablePointer<Float>, _ dbias:
                                 _ x: UnsafePointer<Float>, xBlock: Int,
                                 _ dy: UnsafePointer<Float>, dyBlock: Int,
                                 _ g: ConvGeometry) {
-    ConvEngine.shared.locked { e in
+    let useDirect = ConvEngine.shared.locked { e in
         let plan = e.plan(.backwardWeights, g, bias: dbias != nil, xBlock, dyBlock)
+        // oneDNN's `ref:any` (no JIT kernel for this shape) is orders of magnitude slower than im2col + sgemm.
+        if !plan.info.isJIT { return true }
         var ptrs: [UnsafeMutableRawPointer] = [UnsafeMutableRawPointer(mutating: x), UnsafeMutableRawPointer(mutating: dy),
                                                UnsafeMutableRawPointer(dweight)]
         if let dbias { ptrs.append(UnsafeMutableRawPointer(dbias)) }
         e.execute(plan, ptrs)
+        return false
     }
+    if useDirect { convBackwardWeightsDirect(dweight, dbias, x, xBlock: xBlock, dy, dyBlock: dyBlock, g) }
 }
 
 /// What oneDNN runs for one convolution call: the implementation name (e.g. "jit:avx512_core") and the

@@ -21,10 +21,17 @@ public struct QuantizationPolicy: Sendable {
     public struct Context: Sendable {
         public let stemPaths: [String]
         public let weightLayerPaths: [String]
+        /// `Model.graphOutputLayerPaths`: MQBench's "last" layers.
+        public let graphOutputLayerPaths: [String]
 
         /// Whether `path` is `prefix` or lies below it.
         public func path(_ path: String, isUnder prefix: String) -> Bool {
             path == prefix || path.hasPrefix(prefix + ".")
+        }
+
+        /// MQBench's first layer (the first weight layer, which reads the image) or one of its last.
+        public func isEdge(_ path: String) -> Bool {
+            path == weightLayerPaths.first || graphOutputLayerPaths.contains(path)
         }
     }
 
@@ -42,16 +49,17 @@ public struct QuantizationPolicy: Sendable {
     }
 
     /// Tiny-ImageNet / MQBench (reference §2.3.1, §8.10): every convolution and linear layer, the first
-    /// and the last at "32 bits" of the same quantizer type.
+    /// (the one reading the image) and the last (`graphOutputLayerPaths`: none in SqueezeNet, whose
+    /// classifier conv is therefore quantized at the low bit-width, §8 item 14) at "32 bits" of the same quantizer type.
     public static let tinyImageNet = QuantizationPolicy { path, _, context in
-        path == context.weightLayerPaths.first || path == context.weightLayerPaths.last ? .edge : .quantized
+        context.isEdge(path) ? .edge : .quantized
     }
 
     /// `tinyImageNet` with the first and last layer truly in full precision (`fp_edge_layers`): no weight
     /// or input quantizer there at all, instead of the "32-bit" form of the same quantizer (which still
     /// clamps and rounds, and under DoReFa applies tanh to the input image, reference §8.10).
     public static let tinyImageNetFullPrecisionEdges = QuantizationPolicy { path, _, context in
-        path == context.weightLayerPaths.first || path == context.weightLayerPaths.last ? .full : .quantized
+        context.isEdge(path) ? .full : .quantized
     }
 }
 
@@ -95,7 +103,8 @@ public func quantize(model: any Model, scheme: any QuantizationScheme, bits: Int
         }
         return true
     }
-    let context = QuantizationPolicy.Context(stemPaths: model.stemPaths, weightLayerPaths: candidates.map(\.path))
+    let context = QuantizationPolicy.Context(stemPaths: model.stemPaths, weightLayerPaths: candidates.map(\.path),
+                                             graphOutputLayerPaths: model.graphOutputLayerPaths)
     var picked: [String: Int] = [:]
     var order: [String] = []
     for (path, layer) in candidates {

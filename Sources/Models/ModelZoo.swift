@@ -18,6 +18,11 @@ public protocol Model: Layer {
     /// The distillation features f0, f1, ... of the reference's `forward(is_feat=True)` (§3.1, §3.2, §6),
     /// as the paths of the layers whose outputs they are; `tapFeatures()` taps them.
     var featurePaths: [String] { get }
+    /// The convolution and linear layers whose outputs are the model's output with nothing in between, the
+    /// layers MQBench's `_get_io_module` calls "last" (reference §2.3.1). Default: the classifier
+    /// (`classifierPath`). SqueezeNet's classifier conv is followed by ReLU, pooling and `torch.flatten`,
+    /// so it has none.
+    var graphOutputLayerPaths: [String] { get }
 }
 
 extension Model {
@@ -33,10 +38,15 @@ extension Model {
     @discardableResult
     public func tapFeatures() throws -> [Tap] { try tap(featurePaths) }
 
-    /// Path of the classifier: the last linear layer (plain or quantized) in tree order.
+    /// Path of the classifier: the last linear layer (plain or quantized) in tree order; in a model without
+    /// one (SqueezeNet's 1×1 conv classifier), the last convolution.
     public var classifierPath: String? {
-        modules().last { $0.layer is Linear || $0.layer is QLinear }?.path
+        let list = modules()
+        return (list.last { $0.layer is Linear || $0.layer is QLinear }
+                ?? list.last { $0.layer is Conv2d || $0.layer is QConv2d })?.path
     }
+
+    public var graphOutputLayerPaths: [String] { classifierPath.map { [$0] } ?? [] }
 
     /// Path of the layer that reads the image: the first convolution (plain or quantized) in tree order.
     public var inputLayerPath: String? {
@@ -75,10 +85,11 @@ public struct ModelZooEntry: Sendable {
     public let build: @Sendable (_ classes: Int, _ inputChannels: Int, _ rng: inout RNG) -> any Model
 }
 
-/// The model zoo of the paper (reference §3.1, §3.2), one row per model. A new model is its family's
+/// The model zoo of the paper (reference §3.1–§3.3), one row per model. A new model is its family's
 /// file plus one row here.
 public enum ModelZoo {
     static let cifar: [(name: String, classes: Int)] = [("cifar10", 10), ("cifar100", 100)]
+    static let tinyImageNet: [(name: String, classes: Int)] = [("tiny-imagenet", 200)]
 
     public static let entries: [ModelZooEntry] = [
         ModelZooEntry(name: "resnet20", summary: "CIFAR ResNet-20 (option-A shortcuts, BatchNorm1d before the FC)",
@@ -100,6 +111,26 @@ public enum ModelZoo {
         ModelZooEntry(name: "vgg13", summary: "CIFAR VGG-13-BN (cfg 'B', no FC stack)",
                       inputSize: (32, 32), minimumInputSize: VGGCIFAR.minimumInputSize, datasets: cifar) { classes, channels, rng in
             VGGCIFAR(configuration: .b, classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "resnet18", summary: "ImageNet ResNet-18 (torchvision; the authors' resnet18_imagenet)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            ResNetImageNet(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "mobilenetv2", summary: "MobileNet-V2 ×1.0 (torchvision; the authors' mobilenet_v2)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            MobileNetV2(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "vgg11_bn", summary: "Tiny-ImageNet VGG-11-BN (the authors' vgg11_bn: cfg 'A', no FC stack, pool3 never applied)",
+                      inputSize: (224, 224), minimumInputSize: VGGImageNet.minimumInputSize, datasets: tinyImageNet) { classes, channels, rng in
+            VGGImageNet(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "shufflenet_v2_x0_5", summary: "ShuffleNet-V2 ×0.5 (torchvision 0.11 definition and names)",
+                      inputSize: (224, 224), minimumInputSize: 1, datasets: tinyImageNet) { classes, channels, rng in
+            ShuffleNetV2(classes: classes, inputChannels: channels, rng: &rng)
+        },
+        ModelZooEntry(name: "squeezenet1_0", summary: "SqueezeNet 1.0 (torchvision 0.11 definition and names)",
+                      inputSize: (224, 224), minimumInputSize: SqueezeNet.minimumInputSize, datasets: tinyImageNet) { classes, channels, rng in
+            SqueezeNet(classes: classes, inputChannels: channels, rng: &rng)
         },
     ]
 
@@ -143,17 +174,19 @@ public enum ModelZoo {
         guard let classifier = probe.classifierPath, let input = probe.inputLayerPath else {
             throw ModelZooError.invalidArgument("\(name) has no classifier or no convolution")
         }
-        guard let w = stateDict[classifier + ".weight"], w.shape.count == 2 else {
-            throw ModelZooError.invalidArgument("no 2-D '\(classifier).weight' (the \(name) classifier)")
+        let named = Dictionary(probe.namedTensors().map { ($0.name, $0.tensor.shape) }) { a, _ in a }
+        let classifierRank = named[classifier + ".weight"]?.count ?? 2
+        guard let w = stateDict[classifier + ".weight"], w.shape.count == classifierRank else {
+            throw ModelZooError.invalidArgument("no \(classifierRank)-D '\(classifier).weight' (the \(name) classifier)")
         }
         guard let c = stateDict[input + ".weight"], c.shape.count == 4 else {
             throw ModelZooError.invalidArgument("no 4-D '\(input).weight' (the \(name) input convolution)")
         }
         // The dimensions that do not depend on classes or channels must be the model's own, so a forged
         // shape ([4000000000, 0]) is refused before a model of that size is allocated.
-        let named = Dictionary(probe.namedTensors().map { ($0.name, $0.tensor.shape) }) { a, _ in a }
-        if let pw = named[classifier + ".weight"], pw.count == 2, w.shape[1] != pw[1] || w.shape[0] < 1 {
-            throw ModelZooError.invalidArgument("'\(classifier).weight' has shape \(w.shape); \(name) needs [classes ≥ 1, \(pw[1])]")
+        if let pw = named[classifier + ".weight"], Array(w.shape.dropFirst()) != Array(pw.dropFirst()) || w.shape[0] < 1 {
+            let rest = pw.dropFirst().map(String.init).joined(separator: ", ")
+            throw ModelZooError.invalidArgument("'\(classifier).weight' has shape \(w.shape); \(name) needs [classes ≥ 1, \(rest)]")
         }
         if let pc = named[input + ".weight"], pc.count == 4, c.shape[0] != pc[0] || Array(c.shape[2...]) != Array(pc[2...]) || c.shape[1] < 1 {
             throw ModelZooError.invalidArgument("'\(input).weight' has shape \(c.shape); \(name) needs [\(pc[0]), channels ≥ 1, \(pc[2]), \(pc[3])]")
@@ -177,7 +210,9 @@ extension ModelZoo {
             let fill = String(repeating: " ", count: max(0, n - s.count))
             return right ? fill + s : s + fill
         }
-        var lines = [pad("model", 10) + " " + pad("dataset", 11) + " " + pad("classes", 7, right: true) + "  "
+        let nameWidth = max(10, entries.map(\.name.count).max() ?? 0)
+        let datasetWidth = max(11, entries.flatMap { $0.datasets.map(\.name.count) }.max() ?? 0)
+        var lines = [pad("model", nameWidth) + " " + pad("dataset", datasetWidth) + " " + pad("classes", 7, right: true) + "  "
                      + pad("input", 7) + " " + pad("params", 11, right: true) + "  " + pad("MACs/image", 10, right: true)]
         for e in entries {
             for (dataset, classes) in e.datasets {
@@ -185,13 +220,13 @@ extension ModelZoo {
                 let macs = m.macs(inputHeight: e.inputSize.height, inputWidth: e.inputSize.width)
                 let hundredths = Int((Double(macs) / 1e4).rounded())
                 let macsText = "\(hundredths / 100)." + (hundredths % 100 < 10 ? "0" : "") + "\(hundredths % 100) M"
-                lines.append(pad(e.name, 10) + " " + pad(dataset, 11) + " " + pad("\(classes)", 7, right: true) + "  "
+                lines.append(pad(e.name, nameWidth) + " " + pad(dataset, datasetWidth) + " " + pad("\(classes)", 7, right: true) + "  "
                              + pad("\(e.inputSize.height)×\(e.inputSize.width)", 7) + " "
                              + pad(grouped(m.parameterCount), 11, right: true) + "  " + pad(macsText, 10, right: true))
             }
         }
         lines.append("")
-        lines += entries.map { pad($0.name, 10) + " " + $0.summary }
+        lines += entries.map { pad($0.name, nameWidth) + " " + $0.summary }
         return lines.joined(separator: "\n")
     }
 

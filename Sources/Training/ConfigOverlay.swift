@@ -196,13 +196,14 @@ public enum ConfigSchema {
         if let c = value as? any ConfigChoice { return (.choice(spellings(of: c)), false) }
         if t == Bool.self { return (.bool, false) }
         if t == Int.self { return (.integer, false) }
+        if t == Int?.self { return (.integer, true) }
         if t == UInt64.self { return (.count, false) }
         if t == Double.self { return (.number, false) }
         if t == Double?.self { return (.number, true) }
         if t == String.self { return (.string, false) }
         if t == String?.self { return (.string, true) }
         if t == [String: Double].self { return (.numberMap, false) }
-        preconditionFailure("TrainConfig.\(property) has type \(t), which ConfigSchema cannot read; use String, Int, UInt64, Double, Double?, Bool, String?, [String: Double] or a ConfigChoice enum")
+        preconditionFailure("TrainConfig.\(property) has type \(t), which ConfigSchema cannot read; use String, Int, Int?, UInt64, Double, Double?, Bool, String?, [String: Double] or a ConfigChoice enum")
     }
 
     private static func spellings<T: ConfigChoice>(of _: T) -> [String] { T.spellings }
@@ -421,7 +422,7 @@ extension TrainConfig {
 
     /// Properties added after record schema 1; at their defaults they are left out of `schema1RunID`.
     static let propertiesAfterSchema1 = ["evalTrainSet", "ewgsDeltaUpdateEvery", "ewgsDeltaProbe", "fpEdgeLayers",
-                                          "perLayerActivationQuantizers", "randomInit"]
+                                          "perLayerActivationQuantizers", "randomInit", "imageSize"]
 
     /// A stored config (`config.json`, a record's `config`): its keys over `TrainConfig()`, no recipe, strict
     /// on keys and types. Schema-1 files (camelCase keys) are read too.

@@ -11,10 +11,11 @@ public struct EvalResult: Sendable {
     public var count: Int
 }
 
-/// Top-1 / top-5 (%) and mean cross-entropy of `model` in eval mode over a whole dataset, in file order.
+/// Top-1 / top-5 (%) and mean cross-entropy of `model` in eval mode over a whole dataset, in file order,
+/// each image through `transform` (`DatasetKind.evaluationTransform`; default normalisation only).
 /// The mean loss is Σ over batches of (batch mean · batch size) / count, as the reference's averaging does.
-public func evaluate(_ model: any Model, on dataset: Dataset, batchSize: Int) throws -> EvalResult {
-    let loader = try BatchLoader.evaluation(dataset, batchSize: batchSize)
+public func evaluate(_ model: any Model, on dataset: Dataset, batchSize: Int, transform: Augmentation = .none) throws -> EvalResult {
+    let loader = try BatchLoader.evaluation(dataset, batchSize: batchSize, transform: transform)
     let ce = CrossEntropyLoss()
     var lossSum = 0.0, c1 = 0, c5 = 0, n = 0
     for batch in loader.batches(epoch: 0) {

@@ -9,7 +9,11 @@ import Tensors
 ///   epoch-NNNN.safetensors       model state dict (PyTorch names) after epoch N, N = the record's epoch count
 ///   epoch-NNNN.state.safetensors optimizer state + next epoch (N), for resume
 ///   best.safetensors             model state dict at the record's `best_epoch` (best test top-1 so far)
+///   init-NNNN.safetensors        model after epoch N of the initialisation stage (fsp, ft; `InitStage`)
+///   init-NNNN.state.safetensors  its optimizer and objective-module state (ft: the Paraphraser)
 ///
+/// An initialisation-stage epoch commits like a main one (its files, then the record with `init_stage`
+/// appended); its files are removed once the next one, or the main stage's first epoch, has committed.
 /// An epoch commits as one unit. Its two checkpoint files are written under the epoch's own names (each
 /// atomically: temporary file, fsync, rename), then `record.json` (with the epoch appended) is renamed
 /// into place: that rename is the commit. After it, `best.safetensors` is rewritten when the epoch
@@ -38,6 +42,11 @@ public struct RunDirectory: Sendable {
     /// The optimizer state after `epoch` (1-based).
     public func state(epoch: Int) -> URL { url.appendingPathComponent(String(format: "epoch-%04d.state.safetensors", epoch)) }
 
+    /// The model after epoch `epoch` (1-based) of the initialisation stage.
+    public func initCheckpoint(epoch: Int) -> URL { url.appendingPathComponent(String(format: "init-%04d.safetensors", epoch)) }
+    /// The training state after epoch `epoch` of the initialisation stage.
+    public func initState(epoch: Int) -> URL { url.appendingPathComponent(String(format: "init-%04d.state.safetensors", epoch)) }
+
     /// The model and state files of the layout before epoch units (`last.safetensors`, `last.state.safetensors`).
     public var legacyCheckpoint: (model: URL, state: URL) {
         (url.appendingPathComponent("last.safetensors"), url.appendingPathComponent("last.state.safetensors"))
@@ -55,13 +64,14 @@ public struct RunDirectory: Sendable {
     /// Epoch numbers N of the `epoch-N.safetensors` / `epoch-N.state.safetensors` files present.
     func checkpointEpochs() -> [Int] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-        return Set(names.compactMap(Self.epoch(ofCheckpointFile:))).sorted()
+        return Set(names.compactMap { Self.epoch(ofCheckpointFile: $0) }).sorted()
     }
 
-    /// N of `epoch-N.safetensors` and `epoch-N.state.safetensors`, else nil.
-    static func epoch(ofCheckpointFile name: String) -> Int? {
-        guard name.hasPrefix("epoch-") else { return nil }
-        let rest = name.dropFirst("epoch-".count)
+    /// N of `epoch-N.safetensors` and `epoch-N.state.safetensors` (`prefix` "init-": of the initialisation
+    /// stage's files), else nil.
+    static func epoch(ofCheckpointFile name: String, prefix: String = "epoch-") -> Int? {
+        guard name.hasPrefix(prefix) else { return nil }
+        let rest = name.dropFirst(prefix.count)
         for suffix in [".state.safetensors", ".safetensors"] where rest.hasSuffix(suffix) {
             return Int(rest.dropLast(suffix.count)).flatMap { $0 >= 1 ? $0 : nil }
         }
@@ -69,9 +79,10 @@ public struct RunDirectory: Sendable {
     }
 
     /// Removes what a kill can leave behind around the committed epoch `keep` (0: none): hidden temporary
-    /// files of `atomicWrite` (`.NAME.tmp-PID-N`), checkpoint files of other epochs, and the legacy
+    /// files of `atomicWrite` (`.NAME.tmp-PID-N`), checkpoint files of other epochs, initialisation-stage
+    /// files other than `keepInit`'s while no main epoch is committed (all of them after), and the legacy
     /// `last*.safetensors` once `keep`'s epoch files exist. Call it only while holding the run's lock.
-    public func clean(keeping keep: Int) {
+    public func clean(keeping keep: Int, keepingInit keepInit: Int = 0) {
         let fm = FileManager.default
         let names = (try? fm.contentsOfDirectory(atPath: url.path)) ?? []
         for name in names {
@@ -80,6 +91,8 @@ public struct RunDirectory: Sendable {
                 stale = true
             } else if let e = Self.epoch(ofCheckpointFile: name) {
                 stale = e != keep
+            } else if let e = Self.epoch(ofCheckpointFile: name, prefix: "init-") {
+                stale = keep > 0 || e != keepInit
             } else if name == "last.safetensors" || name == "last.state.safetensors" {
                 stale = keep > 0 && fm.fileExists(atPath: checkpoint(epoch: keep).path) && fm.fileExists(atPath: state(epoch: keep).path)
             } else {

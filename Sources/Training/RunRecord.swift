@@ -44,6 +44,8 @@ public struct RunRecord: Codable, Sendable {
     public var system: SystemInfo
     public var parameterCount: Int
     public var epochs: [EpochMetrics]
+    /// The initialisation stage's epochs (fsp, ft: `InitStage`), before `epochs`; absent for methods without one.
+    public var initStage: [InitEpochMetrics]?
     /// Best test top-1 over epochs (the paper's convention: selected on the test set) and its epoch.
     public var bestTop1: Double?
     public var bestEpoch: Int?
@@ -55,6 +57,7 @@ public struct RunRecord: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schema, status, failure, config, system, epochs
+        case initStage = "init_stage"
         case runID = "run_id", parameterCount = "parameter_count", bestTop1 = "best_top1", bestEpoch = "best_epoch"
         case lastTop1 = "last_top1", wallSeconds = "wall_seconds", startedAt = "started_at", updatedAt = "updated_at"
     }

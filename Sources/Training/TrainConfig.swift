@@ -45,8 +45,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var warmupIterations: Int = 2500
     /// Label smoothing ε of the cross-entropy (target (1−ε)·onehot + ε/C).
     public var labelSmoothing: Double = 0
-    /// Reference train augmentation (random crop 32 with 4 px zero padding, horizontal flip).
+    /// Reference train augmentation (CIFAR-style: random crop 32 with 4 px zero padding, horizontal flip;
+    /// tiny-imagenet: random-resized crop + flip). Off: the evaluation transform.
     public var augment: Bool = true
+    /// Training and evaluation resolution S (square); absent = the dataset's (`DatasetKind.defaultImageSize`:
+    /// 224 for tiny-imagenet as the paper, whose val pipeline resizes to ⌊S·256/224⌋ and centre-crops S).
+    /// Only tiny-imagenet resizes; the other datasets accept only their stored size.
+    public var imageSize: Int?
     public var seed: UInt64 = 0
     /// Use only the first N training images (0 = all). For smoke runs and tests.
     public var trainLimit: Int = 0
@@ -101,18 +106,36 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Weight γ of the cross-entropy term; absent = the method's (0 for sqakd, 1 otherwise; §5.2).
     public var gamma: Double?
     /// Weight β of the method's own term L_kd; absent = the method's §5.2 default (`defaultBeta`:
-    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1).
+    /// at 1000, nst 50, sp 3000, rkd 1, fitnet 100, cc 0.02, vid 1, ft 200, crd 0.8, cktf 1; fsp has no main-stage term).
     public var beta: Double?
+    /// Epochs of the method's initialisation stage, which runs before epoch 1 (fsp: the student's feature
+    /// modules on the FSP loss alone; ft: the Paraphraser on reconstructing the teacher's feature; see
+    /// `InitStage`); absent = the authors' `--init_epochs` 30 (`train_quant.py:114`; no Table 7 script sets it).
+    /// Only fsp and ft have one.
+    public var initEpochs: Int?
+    /// `cktf` only: weight θ of its intermediate CRD terms, L = γ·CE + α·KL_T + β·CRD(feat[-1]) +
+    /// θ·Σ CRD(intermediates) (`--kd_theta`, `train_quant.py:417-419`); absent = 0.8, the Table 7 scripts'.
+    public var theta: Double?
+    /// `crd` and `cktf`: negatives per sample K (`--nce_k`); absent = the method's (`defaultNegatives`:
+    /// crd 16384, `train_quant.py:102`; cktf 4096, the scripts' `--nce_k 4096`).
+    public var nceK: Int?
 
     public init() {}
 
     public var isQuantized: Bool { quantizer != "fp" }
+    /// Epochs of the initialisation stage this run trains before epoch 1 (0 for methods without one).
+    public var initStageEpochs: Int { distill.hasInitStage ? initEpochs ?? DistillationMethod.defaultInitEpochs : 0 }
+    /// θ of `cktf` as the run uses it.
+    public var resolvedTheta: Double { theta ?? 0.8 }
+    /// K of `crd` / `cktf` as the run uses it (0 for the other methods).
+    public var resolvedNegatives: Int { nceK ?? distill.defaultNegatives }
     public var isDistilled: Bool { distill != .none }
 
     /// γ, α, β of γ·CE + α·KL_T + β·L_kd as the run uses them (`distill: none` is γ = 1 alone).
     public var lossWeights: (gamma: Double, alpha: Double, beta: Double) {
         if distill == .none { return (1, 0, 0) }
-        return (gamma ?? distill.defaultGamma, alpha, distill.readsFeatures ? beta ?? distill.defaultBeta : 0)
+        let b = distill.readsFeatures && distill != .fsp ? beta ?? distill.defaultBeta : 0
+        return (gamma ?? distill.defaultGamma, alpha, b)
     }
 
     /// What is wrong with the values, one issue per key (empty when valid): ranges, and names that must exist
@@ -137,6 +160,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check((0..<1).contains(labelSmoothing), "label_smoothing", "must be in [0, 1), got \(labelSmoothing)")
         check(trainLimit >= 0, "train_limit", "must be ≥ 0 (0 = every image), got \(trainLimit)")
         check(testLimit >= 0, "test_limit", "must be ≥ 0 (0 = every image), got \(testLimit)")
+        if let imageSize, let kind = try? DatasetKind(id: dataset) {
+            if kind.isResizable {
+                check((8...1024).contains(imageSize), "image_size", "must be in 8…1024, got \(imageSize)")
+            } else {
+                check(imageSize == kind.info.height, "image_size",
+                      "is \(imageSize), but \(dataset) trains at its stored \(kind.info.height)×\(kind.info.width) only (omit image_size or give \(kind.info.height); only tiny-imagenet resizes)")
+            }
+        }
         do {
             let scheme = try QuantizerRegistry.scheme(named: quantizer)
             if isQuantized {
@@ -162,6 +193,20 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         check(alpha >= 0 && alpha.isFinite, "alpha", "must be ≥ 0, got \(alpha)")
         if let gamma { check(gamma >= 0 && gamma.isFinite, "gamma", "must be ≥ 0, got \(gamma)") }
         if let beta { check(beta >= 0 && beta.isFinite, "beta", "must be ≥ 0, got \(beta)") }
+        check(beta == nil || distill != .fsp, "beta",
+              "fsp has no main-stage term (the authors' L_kd is 0 after its initialisation stage, utils_distill.py:207-209)")
+        if let initEpochs {
+            check(initEpochs >= 0, "init_epochs", "must be ≥ 0, got \(initEpochs)")
+            check(distill.hasInitStage, "init_epochs", "applies to fsp and ft (the methods with an initialisation stage), not \(distill.rawValue)")
+        }
+        if let theta {
+            check(distill == .cktf, "theta", "weights cktf's intermediate terms; distill \(distill.rawValue) has none")
+            check(theta >= 0 && theta.isFinite, "theta", "must be ≥ 0, got \(theta)")
+        }
+        if let nceK {
+            check(distill.defaultNegatives > 0, "nce_k", "sets the negatives of crd and cktf; distill \(distill.rawValue) draws none")
+            check(nceK >= 1, "nce_k", "must be ≥ 1, got \(nceK)")
+        }
         check(distill == .none || lossWeights.gamma > 0 || lossWeights.alpha > 0 || lossWeights.beta > 0, "distill",
               "\(distill.rawValue) has every loss weight at 0 (gamma, alpha, beta)")
         if distill == .sqakd { positive(alpha, "alpha") }
@@ -191,7 +236,7 @@ public enum ScheduleKind: String, ConfigChoice {
 }
 
 /// How a student learns from its teacher: the authors' `--distill` (reference §6) with its weights in
-/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … vid) read intermediate
+/// γ·CE + α·KL_T + β·L_kd (`TrainConfig.lossWeights`). The feature methods (at … cktf) read intermediate
 /// features of the student and teacher (`Model.featurePaths`, the authors' `feat` list).
 public enum DistillationMethod: String, ConfigChoice {
     /// No teacher: cross-entropy with the labels.
@@ -214,6 +259,16 @@ public enum DistillationMethod: String, ConfigChoice {
     case cc
     /// Variational information distillation on feat[1:-1] (`vid`).
     case vid
+    /// FSP matrices between consecutive features of feat[:-1] (`fsp`), in an initialisation stage only;
+    /// the main stage is γ·CE + α·KL_T (`utils_distill.py:131-140,207-209`).
+    case fsp
+    /// Factor transfer on feat[-2] (`factor`): Paraphraser trained in an initialisation stage, then frozen;
+    /// Translator trained with the student (`utils_distill.py:114-129,210-213`).
+    case ft
+    /// Contrastive representation distillation on feat[-1] (`crd`: memory banks, K other-class negatives).
+    case crd
+    /// CRD on f0, every group's last block and feat[-1], the authors' CKTF (`crdst`).
+    case cktf
 
     /// γ when `gamma` is absent: the Table 7 scripts' kd_gamma (0 for SQAKD, 1 for every other method, §5.2).
     public var defaultGamma: Double { self == .sqakd ? 0 : 1 }
@@ -222,7 +277,8 @@ public enum DistillationMethod: String, ConfigChoice {
     /// 1 for `kd`, whose only use in the scripts is kd_alpha 1).
     public var defaultAlpha: Double { readsFeatures ? 0 : 1 }
 
-    /// β when `beta` is absent: kd_beta of `run_cifar10_resnet20_EWGS+KDs.sh` (§5.2).
+    /// β when `beta` is absent: kd_beta of `run_cifar10_resnet20_EWGS+KDs.sh` (§5.2). fsp's 50 multiplies
+    /// L_kd = 0 there (`utils_distill.py:207-209`), so the run uses no β term (`lossWeights`).
     public var defaultBeta: Double {
         switch self {
         case .none, .sqakd, .kd: return 0
@@ -233,8 +289,28 @@ public enum DistillationMethod: String, ConfigChoice {
         case .fitnet: return 100
         case .cc: return 0.02
         case .vid: return 1
+        case .fsp: return 50
+        case .ft: return 200
+        case .crd: return 0.8
+        case .cktf: return 1
         }
     }
+
+    /// Negatives per sample K of the contrastive methods (`--nce_k`: default 16384, `train_quant.py:102`;
+    /// CKTF's script rows 4096), 0 for the others.
+    public var defaultNegatives: Int {
+        switch self {
+        case .crd: return 16384
+        case .cktf: return 4096
+        default: return 0
+        }
+    }
+
+    /// Whether the method trains something before epoch 1 (`utils_distill.py:123,138`).
+    public var hasInitStage: Bool { self == .fsp || self == .ft }
+
+    /// The authors' `--init_epochs` (`train_quant.py:114`).
+    public static let defaultInitEpochs = 30
 
     /// Whether the method has a term of its own on intermediate features (β·L_kd).
     public var readsFeatures: Bool { defaultBeta != 0 }

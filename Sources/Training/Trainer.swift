@@ -1,4 +1,5 @@
 import Datasets
+import Distillation
 import Foundation
 import Kernels
 import Models
@@ -41,11 +42,14 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> RunRecord {
         try config.validate()
+        let kind = try DatasetKind(id: config.dataset)
+        // Data that must be prepared first stops the run before its directory exists (one line: what to
+        // download, which command to run).
+        if datasets == nil { try kind.checkPrepared(root: dataRoot) }
         // The lock before anything else: a run trained by another process is left to it (`RunLockBusy`).
         try run.create()
         let lock = try RunLock(run)
         defer { lock.release() }
-        let kind = try DatasetKind(id: config.dataset)
         var (train, test) = try datasets ?? (kind.load(root: dataRoot, split: .train), kind.load(root: dataRoot, split: .test))
         if config.trainLimit > 0 { train = train.limited(.first(config.trainLimit)) }
         if config.testLimit > 0 { test = test.limited(.first(config.testLimit)) }
@@ -53,14 +57,19 @@ public final class Trainer {
         guard test.count > 0 else { throw ConfigError("the test set \(test.name) is empty; every epoch ends with an evaluation on it") }
 
         let loader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
-                                     augmentation: config.augment ? kind.info.trainAugmentation : .none, seed: config.seed)
+                                     augmentation: kind.trainTransform(imageSize: config.imageSize, augment: config.augment),
+                                     seed: config.seed)
+        let evalTransform = kind.evaluationTransform(imageSize: config.imageSize)
         let setup = try TrainingSetup(config: config, classes: train.classCount, inputChannels: train.channels,
-                                      inputHeight: train.height, inputWidth: train.width, iterationsPerEpoch: loader.batchCount)
+                                      inputHeight: loader.outputSize.height, inputWidth: loader.outputSize.width,
+                                      iterationsPerEpoch: loader.batchCount, trainingLabels: train.labels)
         let model = setup.student
         let step = try TrainingStep(setup: setup, objective: setup.objective)
+        let initStage = try InitStage(setup: setup, inputHeight: loader.outputSize.height, inputWidth: loader.outputSize.width)
 
-        var record = try resumeOrStart(setup)
+        var record = try resumeOrStart(setup, initStage: initStage)
         let firstEpoch = record.epochs.count
+        let initDone = record.initStage?.count ?? 0
         if firstEpoch >= config.epochs, record.status == "finished" {
             progress.finish("run \(run.url.path) already finished (\(config.epochs) epochs); nothing to do")
             return record
@@ -68,6 +77,10 @@ public final class Trainer {
         if firstEpoch > 0 {
             run.appendLog("resumed at epoch \(firstEpoch + 1) of \(config.epochs)")
             progress.finish("resuming \(run.url.lastPathComponent) at epoch \(firstEpoch + 1)/\(config.epochs)")
+        } else if let initStage, initDone > 0 {
+            let at = initDone < initStage.epochs ? "at init epoch \(initDone + 1) of \(initStage.epochs)" : "after the finished init stage, at epoch 1 of \(config.epochs)"
+            run.appendLog("resumed \(at)")
+            progress.finish("resuming \(run.url.lastPathComponent) \(at)")
         } else if config.isQuantized {
             // Reference §2.2.3: quantizer parameters are initialised from the first shuffled, augmented
             // training batch in one train-mode forward (BN running statistics move once, as there).
@@ -78,17 +91,27 @@ public final class Trainer {
         try run.writeRecord(record)
 
         var epochsThisSession = 0
+        if let initStage, firstEpoch == 0, initDone < initStage.epochs {
+            let initLoader = try BatchLoader(dataset: train, batchSize: config.batchSize, shuffle: true,
+                                             augmentation: config.augment ? kind.info.trainAugmentation : .none,
+                                             seed: config.seed ^ InitStage.loaderSeedLabel)
+            if try trainInitStage(initStage, from: initDone, loader: initLoader, setup: setup,
+                                  record: &record, sessionEpochs: &epochsThisSession) {
+                return record
+            }
+        }
         for epoch in firstEpoch..<config.epochs {
             if config.ewgsDeltaUpdateEvery > 0, epoch > 0, epoch % config.ewgsDeltaUpdateEvery == 0 {
                 updateEWGSDelta(model: model, loader: loader, epoch: epoch)
             }
             let started = Date()
             let lrs = setup.setLearningRates(epoch: epoch)
+            Self.reseedDropout(model, seed: config.seed, epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
             let batches = loader.batchCount
             for batch in loader.batches(epoch: epoch) {
                 if setup.perIterationSchedule { setup.setLearningRates(epoch: epoch, iteration: batch.index) }
-                let r = step(batch.images, labels: batch.labels)
+                let r = step(batch.images, labels: batch.labels, samples: BatchSamples(indices: batch.indices, epoch: epoch))
                 let l = r.loss
                 correct += r.correct
                 guard r.stepped else {
@@ -104,8 +127,8 @@ public final class Trainer {
                                 imagesPerSecond: ips, etaSeconds: remaining)
             }
             let trainSeconds = Date().timeIntervalSince(started)
-            let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize)
-            let trainEval = config.evalTrainSet ? try evaluate(model, on: train, batchSize: config.evalBatchSize) : nil
+            let eval = try evaluate(model, on: test, batchSize: config.evalBatchSize, transform: evalTransform)
+            let trainEval = config.evalTrainSet ? try evaluate(model, on: train, batchSize: config.evalBatchSize, transform: evalTransform) : nil
             let seconds = Date().timeIntervalSince(started)
             var m = EpochMetrics(epoch: epoch + 1, lr: lrs[0], trainLoss: lossSum / Double(seen),
                                  trainTop1: 100 * Double(correct) / Double(seen), testLoss: eval.loss,
@@ -149,6 +172,82 @@ public final class Trainer {
             if let stop = stopAfterEpochs, epochsThisSession >= stop, epoch + 1 < config.epochs { break }
         }
         return record
+    }
+
+    /// Epochs `done` ..< `stage.epochs` of the initialisation stage (`InitStage`), each committed as a unit:
+    /// `init-N.safetensors` (the model; fsp changes it), `init-N.state.safetensors` (the main optimizers,
+    /// untouched, the stage's SGD and the objective's modules: ft's Paraphraser), then the record with
+    /// `init_stage` appended. Returns true when `stopAfterEpochs` stopped the session.
+    func trainInitStage(_ stage: InitStage, from done: Int, loader: BatchLoader, setup: TrainingSetup,
+                        record: inout RunRecord, sessionEpochs: inout Int) throws -> Bool {
+        if record.initStage == nil { record.initStage = [] }
+        let name = config.distill.rawValue
+        for e in done..<stage.epochs {
+            let started = Date()
+            var lossSum = 0.0, seen = 0
+            for batch in loader.batches(epoch: e) {
+                guard let l = stage.step(batch.images) else {
+                    throw diverged(&record, "the \(name) init stage's loss became non-finite in its epoch \(e + 1), batch \(batch.index + 1)")
+                }
+                lossSum += l * Double(batch.count)
+                seen += batch.count
+            }
+            let seconds = Date().timeIntervalSince(started)
+            let m = InitEpochMetrics(epoch: e + 1, lr: stage.lr, loss: lossSum / Double(seen), seconds: seconds,
+                                     imagesPerSecond: Double(seen) / max(seconds, 1e-9))
+            let meta = setup.checkpointMetadata.merging(["init_epoch": "\(e + 1)"]) { a, _ in a }
+            let modelFile = Checkpoint.modelFile(setup.student, metadata: meta)
+            if let bad = modelFile.firstNonFinite() {
+                throw diverged(&record, "weight '\(bad.name)' became \(bad.value) in the \(name) init stage's epoch \(e + 1)")
+            }
+            let aux = setup.exportAuxiliary()
+            try TrainState(nextEpoch: e + 1,
+                           optimizers: setup.exportOptimizers().merging([InitStage.optimizerName: stage.optimizer.exportState()]) { a, _ in a },
+                           auxiliary: Dictionary(uniqueKeysWithValues: aux.map { ($0.name, $0.tensor) }),
+                           auxiliaryIntegerKeys: Set(aux.filter(\.isInteger).map(\.name))).save(to: run.initState(epoch: e + 1))
+            try atomicWrite(try modelFile.encoded(), to: run.initCheckpoint(epoch: e + 1))
+            record.initStage!.append(m)
+            record.wallSeconds += seconds
+            record.updatedAt = isoNow()
+            try run.writeRecord(record)
+            run.clean(keeping: 0, keepingInit: e + 1)
+            let line = String(format: "init %@ epoch %d/%d  lr %.5g  loss %.6g  %.0f img/s  %@", name as NSString, e + 1, stage.epochs,
+                              stage.lr, m.loss, m.imagesPerSecond, formatDuration(seconds) as NSString)
+            run.appendLog(line)
+            progress.finish(line)
+            sessionEpochs += 1
+            if let stop = stopAfterEpochs, sessionEpochs >= stop { return true }
+        }
+        return false
+    }
+
+    /// Why the initialisation stage's files of its epoch `epoch` cannot resume it, or nil.
+    static func unresumableInit(_ model: URL, _ state: URL, epoch: Int) throws -> String? {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: model.path), fm.fileExists(atPath: state.path) else {
+            return "no checkpoint of its init epoch \(epoch) (\(model.lastPathComponent), \(state.lastPathComponent))"
+        }
+        let s = try TrainState.load(from: state)
+        let file = try SafetensorsFile.read(model)
+        guard s.nextEpoch == epoch, file.metadata["init_epoch"] == "\(epoch)", s.optimizers[InitStage.optimizerName] != nil else {
+            return "\(model.lastPathComponent) and \(state.lastPathComponent) do not both hold the record's init epoch \(epoch)"
+        }
+        if let bad = file.firstNonFinite() { return "\(model.lastPathComponent) holds \(bad.value) in '\(bad.name)'" }
+        return nil
+    }
+
+    /// Seeds every `Dropout` of `model` from (seed, epoch, its position in tree order), so the masks of an
+    /// epoch do not depend on the epochs before it and a run resumed at an epoch boundary draws the masks of
+    /// the uninterrupted run (checkpoints hold no generator state). Models without dropout are untouched.
+    static func reseedDropout(_ model: Layer, seed: UInt64, epoch: Int) {
+        var k: UInt64 = 0
+        model.walk { _, layer in
+            if let d = layer as? Dropout {
+                d.rng = RNG(seed: seed).derived(0x4452_4F50).derived(UInt64(epoch) << 20 | k)
+                k += 1
+            }
+            return true
+        }
     }
 
     /// The EWGS paper's δ update before epoch `epoch` (0-based; `EWGSDeltaEstimator`), on the first
@@ -228,7 +327,7 @@ public final class Trainer {
     /// A fresh record, or the record of an interrupted run of the same config with model, quantizers and
     /// optimizers restored from its last committed epoch (see `RunDirectory` for the layout), or from the
     /// `last.safetensors` pair of runs written before epoch units.
-    func resumeOrStart(_ setup: TrainingSetup) throws -> RunRecord {
+    func resumeOrStart(_ setup: TrainingSetup, initStage: InitStage? = nil) throws -> RunRecord {
         let fm = FileManager.default
         if fm.fileExists(atPath: run.config.path) {
             let stored = try run.readConfig()
@@ -244,7 +343,22 @@ public final class Trainer {
             var record = try run.readRecord()
             record.config = config
             let epochs = record.epochs.count
-            run.clean(keeping: epochs)
+            let initDone = initStage == nil ? 0 : record.initStage?.count ?? 0
+            run.clean(keeping: epochs, keepingInit: initDone)
+            if epochs == 0, initDone > 0, let initStage {
+                let (modelURL, stateURL) = (run.initCheckpoint(epoch: initDone), run.initState(epoch: initDone))
+                if let problem = try Self.unresumableInit(modelURL, stateURL, epoch: initDone) {
+                    run.appendLog("starting over: \(problem)")
+                    progress.finish("\(run.url.path): \(problem); starting the run over")
+                } else {
+                    var state = try TrainState.load(from: stateURL)
+                    let own = state.optimizers.removeValue(forKey: InitStage.optimizerName)!
+                    try setup.restore(model: try SafetensorsFile.read(modelURL).tensors, optimizers: state.optimizers,
+                                      auxiliary: state.auxiliary)
+                    try initStage.optimizer.importState(own)
+                    return record
+                }
+            }
             if epochs > 0 {
                 let (modelURL, stateURL) = fm.fileExists(atPath: run.checkpoint(epoch: epochs).path)
                     ? (run.checkpoint(epoch: epochs), run.state(epoch: epochs)) : run.legacyCheckpoint
@@ -265,7 +379,7 @@ public final class Trainer {
         }
         let now = isoNow()
         return RunRecord(runID: config.runID, status: "running", failure: nil, config: config, system: SystemInfo.current(),
-                         parameterCount: setup.student.parameterCount, epochs: [], bestTop1: nil, bestEpoch: nil, lastTop1: nil,
-                         wallSeconds: 0, startedAt: now, updatedAt: now)
+                         parameterCount: setup.student.parameterCount, epochs: [], initStage: initStage == nil ? nil : [],
+                         bestTop1: nil, bestEpoch: nil, lastTop1: nil, wallSeconds: 0, startedAt: now, updatedAt: now)
     }
 }

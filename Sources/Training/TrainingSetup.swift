@@ -17,7 +17,7 @@ import Tensors
 ///   parameter, quantizer parameters included, weight decay on all of them.
 /// Schedules: per-epoch cosine, or (`warmup-cosine`) the per-iteration warm-up + cosine of §4.3.
 /// The objective (`TrainConfig.objective`) is built here; its own trainable modules (FitNet's regressor,
-/// VID's regressors, CC's embeddings) join the model parameters' group, after the student's, as the
+/// VID's regressors, CC's and CRD's embeddings) join the model parameters' group, after the student's, as the
 /// authors append them to `model_params` (`utils_distill.py:48-113`): same learning rate, schedule and
 /// weight decay.
 final class TrainingSetup {
@@ -32,9 +32,10 @@ final class TrainingSetup {
     let optimizers: [(optimizer: Optimizer, schedule: LRSchedule, name: String)]
     let checkpointMetadata: [String: String]
 
-    /// `inputHeight`, `inputWidth`: the training images' size (sizes the objective's modules).
+    /// `inputHeight`, `inputWidth`: the training images' size (sizes the objective's modules);
+    /// `trainingLabels`: the training set's labels in dataset order (crd and cktf: memory banks, negatives).
     init(config: TrainConfig, classes: Int, inputChannels: Int, inputHeight: Int = 32, inputWidth: Int = 32,
-         iterationsPerEpoch: Int) throws {
+         iterationsPerEpoch: Int, trainingLabels: [Int32] = []) throws {
         self.config = config
         let student = try ModelZoo.make(config.model, classes: classes, inputChannels: inputChannels, seed: config.seed)
         var meta = [String: String]()
@@ -74,9 +75,10 @@ final class TrainingSetup {
             self.teacher = nil
         }
         checkpointMetadata = meta
-        objective = try config.objective(student: student, teacher: teacher, inputHeight: inputHeight, inputWidth: inputWidth)
+        objective = try config.objective(student: student, teacher: teacher, inputHeight: inputHeight, inputWidth: inputWidth,
+                                         trainingLabels: trainingLabels)
 
-        let auxiliaryParameters = objective.module?.parameters() ?? []
+        let auxiliaryParameters = objective.trainableModule?.parameters() ?? []
         // Quantizer parameters trained like weights (PACT's learned α): model optimizer, own decay, own group
         // after the model group (none in the released schemes, whose groups are unchanged).
         let decayed = decayedQuantizerParameters(of: student)

@@ -50,7 +50,8 @@ final class TrainingStep {
         }
     }
 
-    func callAsFunction(_ images: Tensor, labels: [Int32]) -> Result {
+    /// `samples`: the batch's training-set indices and epoch, for objectives that read them (crd, cktf).
+    func callAsFunction(_ images: Tensor, labels: [Int32], samples: BatchSamples? = nil) -> Result {
         setup.zeroGrad()
         let logits = setup.student.forward(images, mode: .train)
         let student = NetworkOutputs(logits: logits, features: features(studentTaps))
@@ -58,7 +59,7 @@ final class TrainingStep {
         if objective.usesTeacher, let t = setup.teacher {
             teacher = NetworkOutputs(logits: t.forward(images, mode: .eval), features: features(teacherTaps))
         }
-        let value = objective.evaluate(student: student, teacher: teacher, labels: labels)
+        let value = objective.evaluate(student: student, teacher: teacher, labels: labels, samples: samples)
         let correct = objective.usesLabels || teacher == nil
             ? topKCorrect(logits, labels: labels, k: 1) : agreement(logits, teacher!.logits)
         if let t = teacher?.logits, t.withUnsafeBufferPointer({ $0.contains { !$0.isFinite } }) {

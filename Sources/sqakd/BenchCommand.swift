@@ -1,6 +1,7 @@
 import ArgumentParser
 import Benchmarks
 import Foundation
+import Models
 import Training
 
 /// `sqakd bench`: timings on synthetic data. Measurements, not tests: nothing here asserts a speed.
@@ -15,7 +16,10 @@ struct BenchCommand: ParsableCommand {
 
         @Option var model: String = "resnet20"
         @Option var batch: Int = 128
-        @Option var classes: Int = 10
+        @Option(help: "Classifier outputs (default: the model's first dataset in `sqakd models`, e.g. 10 for resnet20, 200 for resnet18).")
+        var classes: Int?
+        @Option(help: "Input height and width (default: the model's input size in `sqakd models`, e.g. 32 for resnet20, 224 for resnet18).")
+        var imageSize: Int?
         @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
         @Option(help: "Weight and activation bit-width.") var bits: Int = 32
         @Option(help: "A distillation method (\(DistillationMethod.spellings.joined(separator: ", "))): adds the teacher's forward and the method's loss.") var distill: String = "none"
@@ -26,15 +30,21 @@ struct BenchCommand: ParsableCommand {
 
         func run() throws {
             try engine.apply()
-            let r = try benchmark(model: model, batch: batch, classes: classes, quantizer: quantizer, bits: bits, distill: distill,
-                                  warmup: warmup, steps: steps)
+            let entry = try ModelZoo.entry(model)
+            let size = imageSize ?? entry.inputSize.height
+            guard size >= entry.minimumInputSize else {
+                throw ValidationError("--image-size \(size): \(model) needs at least \(entry.minimumInputSize)")
+            }
+            let classes = classes ?? entry.datasets.first?.classes ?? 10
+            let r = try benchmark(model: model, batch: batch, classes: classes, size: size, quantizer: quantizer, bits: bits,
+                                  distill: distill, warmup: warmup, steps: steps)
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.sortedKeys]
                 print(String(decoding: try e.encode(r), as: UTF8.self))
             } else {
-                print(String(format: "%@ batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
-                             model + (quantizer == "fp" ? "" : " \(quantizer) W\(bits)A\(bits)") + (distill == "none" ? "" : " distill \(distill)"), batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
+                print(String(format: "%@ %d×%d batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
+                             model + (quantizer == "fp" ? "" : " \(quantizer) W\(bits)A\(bits)") + (distill == "none" ? "" : " distill \(distill)"), size, size, batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
                              r.inferenceImagesPerSecond))
             }
         }
@@ -91,18 +101,23 @@ struct BenchCommand: ParsableCommand {
 
     struct Loader: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Augmented 3×32×32 batches of 128 built per second on one thread (target > 5,000).")
+            abstract: "Augmented batches of 128 built per second on one thread: CIFAR 3×32×32 (target > 5,000), or with --image-size S the Tiny-ImageNet pipeline from 3×64×64 to S×S.")
 
         @Option(help: "Synthetic images per epoch.") var images: Int = 2048
         @Option var epochs: Int = 4
+        @Option(help: "Tiny-ImageNet pipeline at this resolution (random-resized crop + resize + flip).") var imageSize: Int?
+        @Flag(help: "With --image-size: the val pipeline (resize + centre crop) instead.") var evaluation = false
 
         func validate() throws {
             guard images >= 128, epochs >= 1 else { throw ValidationError("--images must be ≥ 128 and --epochs ≥ 1") }
+            if let imageSize, !(8...1024).contains(imageSize) { throw ValidationError("--image-size must be in 8…1024") }
+            if evaluation && imageSize == nil { throw ValidationError("--evaluation needs --image-size") }
         }
 
         func run() throws {
-            let r = try loaderBenchmark(images: images, epochs: epochs)
-            print("BatchLoader throughput: \(Int(r.imagesPerSecond)) augmented 3×32×32 images/s on one thread (\(r.images) images)")
+            let r = try loaderBenchmark(images: images, epochs: epochs, imageSize: imageSize, evaluation: evaluation)
+            let what = imageSize.map { "Tiny-ImageNet \(evaluation ? "val" : "train") pipeline 3×64×64 → 3×\($0)×\($0)" } ?? "augmented 3×32×32"
+            print("BatchLoader throughput: \(Int(r.imagesPerSecond)) \(what) images/s on one thread (\(r.images) images)")
         }
     }
 }

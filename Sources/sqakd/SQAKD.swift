@@ -141,6 +141,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Dataset id.") var dataset: String
     @Option(help: "Model name (default: from the checkpoint's metadata, else inferred from its keys).") var model: String?
     @Option(help: "Evaluation batch size.") var batch: Int = 100
+    @Option(help: "Resolution (tiny-imagenet: resize to ⌊S·256/224⌋, centre crop S; default 224).") var imageSize: Int?
     @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
     @OptionGroup var engine: EngineOptions
 
@@ -148,12 +149,15 @@ struct Eval: ParsableCommand {
         try engine.apply()
         guard batch >= 1 else { throw ValidationError("--batch must be ≥ 1") }
         let kind = try DatasetKind(id: dataset)
+        if let imageSize, !kind.isResizable, imageSize != kind.info.height {
+            throw ValidationError("--image-size \(imageSize): \(dataset) is evaluated at its stored \(kind.info.height)×\(kind.info.width) only")
+        }
         let test = try kind.load(root: dataRoot, split: .test)
         let net = try Checkpoint.loadModel(from: URL(fileURLWithPath: checkpoint), architecture: model)
         guard net.classes == test.classCount else {
             throw ConfigError("\(checkpoint) has \(net.classes) classes but \(dataset) has \(test.classCount)")
         }
-        let r = try evaluate(net, on: test, batchSize: batch)
+        let r = try evaluate(net, on: test, batchSize: batch, transform: kind.evaluationTransform(imageSize: imageSize))
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.6f", net.architecture, dataset, r.count, r.top1, r.top5, r.loss))
     }
 }
@@ -166,17 +170,45 @@ struct Models: ParsableCommand {
 
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "Check datasets.", subcommands: [Verify.self])
+        commandName: "data", abstract: "Check datasets; prepare Tiny-ImageNet.", subcommands: [Verify.self, Prepare.self])
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Find a dataset's files and say what is missing and how to get it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Find a dataset's files and say what is missing and how to get it (prepared data: sizes and sha256 against its manifest).")
         @Argument(help: "Dataset id.") var dataset: String
         @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
 
         func run() throws {
-            let v = try DatasetKind(id: dataset).verify(root: dataRoot)
+            let v = try DatasetKind(id: dataset).verify(root: dataRoot, checksums: true)
             print(v.description)
             if !v.ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Prepare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode a dataset's source files into the packed files training reads (tiny-imagenet).",
+            discussion: """
+                tiny-imagenet: --from is the unzipped tiny-imagenet-200 folder (\(TinyImageNet.downloadURL)): wnids.txt, \
+                train/<wnid>/images/*.JPEG, and val/images/*.JPEG with val/val_annotations.txt or per-wnid val/<wnid>/ \
+                folders. Writes <data root>/tiny-imagenet/ (packed uint8 images, int32 labels, manifest.json with sha256s); \
+                an interrupted run leaves no partial data behind and is simply run again.
+                """)
+        @Argument(help: "Dataset id (tiny-imagenet).") var dataset: String
+        @Option(help: "The source folder (tiny-imagenet-200).") var from: String
+        @Option(help: "Data root (default $SQAKD_DATA or ./data).") var dataRoot: String?
+        @Flag(help: "No progress bar.") var quiet = false
+
+        func run() throws {
+            let kind = try DatasetKind(id: dataset)
+            guard kind == .tinyImageNet else {
+                throw ValidationError("\(dataset) needs no preparation (`sqakd data verify \(dataset)` checks its files); only tiny-imagenet is prepared")
+            }
+            let bar = ProgressBar("decoding")
+            bar.quiet = quiet
+            let m = try TinyImageNet.prepare(from: from, root: dataRoot) { bar.update(done: $0, total: $1) }
+            let counts = ["train", "val"].compactMap { s in m.splits[s].map { "\(s) \($0.count) (\($0.perClass)/class)" } }
+            print("prepared \(m.classCount) classes, \(counts.joined(separator: ", ")), val layout \(m.valLayout), in \(TinyImageNet.directory(root: dataRoot))")
         }
     }
 }

@@ -51,7 +51,7 @@ struct SuiteTests {
     @Test func badValuesAndBudgetsAreRejected() throws {
         #expect(throws: SuiteError.self) { try parse(grid + "student:\n  optimizer: rmsprop\n") }
         #expect(throws: SuiteError.self) { try parse(grid + "teacher:\n  lr: -1\n") }
-        #expect(throws: SuiteError.self) { try parse(grid + "methods: [baseline, crd]\n") }
+        #expect(throws: SuiteError.self) { try parse(grid + "methods: [baseline, distill-all]\n") }
         #expect(throws: SuiteError.self) { try parse(grid + "seeds: 0\n") }
         let b = #expect(throws: SuiteError.self) { try parse(grid + "budgets:\n  Tiny_1: {student_epochs: 1}\n") }
         #expect(b?.description.contains("budget name 'Tiny_1' must be paper, reduced, smoke or a label") == true, "\(b!.description)")
@@ -84,6 +84,25 @@ struct SuiteTests {
                           + "student:\n  quantizer_settings:\n    delta: 0\n")
         let plan = try Plan(suite: s, budget: "paper", resultsRoot: URL(fileURLWithPath: "/tmp/r"))
         #expect(plan.students.allSatisfy { $0.config.quantizerSettings == ["delta": 0.5] })
+    }
+
+    /// One model, one name in the paper; budgets' image size and warm-up reach every run and are checked.
+    @Test func paperModelAndBudgetImageSize() throws {
+        let two = "grid:\n  - model: resnet20\n    paper_model: rn20\n    quantizers: [ewgs]\n    bits: [2]\n"
+            + "  - model: resnet20\n    quantizers: [ewgs]\n    bits: [4]\n"
+        let e = #expect(throws: SuiteError.self) { try parse(two) }
+        #expect(e?.description.contains("paper_model of resnet20 is 'resnet20', but the entry at /tmp/test-suite.yaml:3 says 'rn20'") == true,
+                "\(e!.description)")
+        let s = try parse(two.replacingOccurrences(of: "bits: [4]\n", with: "bits: [4]\n    paper_model: rn20\n"))
+        #expect(s.paperModel("resnet20") == "rn20" && s.paperModel("vgg8") == "vgg8")
+        let tiny = try parse("grid:\n  - model: resnet18\n    quantizers: [lsq]\n    bits: [4]\n"
+                             + "budgets:\n  smoke: {image_size: 40, warmup_iterations: 3}\n", header: "dataset: tiny-imagenet\n")
+        let plan = try Plan(suite: tiny, budget: "smoke", resultsRoot: URL(fileURLWithPath: "/tmp/r"))
+        #expect(plan.runs.allSatisfy { $0.config.imageSize == 40 && $0.config.warmupIterations == 3 })
+        // fashion-mnist is stored at 32×32 and does not resize: the plan names the key.
+        let f = try parse(grid + "budgets:\n  smoke: {image_size: 40}\n")
+        let m = #expect(throws: SuiteError.self) { try Plan(suite: f, budget: "smoke", resultsRoot: URL(fileURLWithPath: "/tmp/r")) }
+        #expect(m?.description.contains("image_size") == true, "\(m!.description)")
     }
 
     @Test func shippedSuitesLoadAndExpand() throws {

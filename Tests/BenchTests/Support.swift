@@ -90,3 +90,22 @@ func makeCIFAR10(root: URL, perBatch: Int = 60, test: Int = 50) {
     for b in 1...5 { try! records(perBatch, offset: b).write(to: dir.appendingPathComponent("data_batch_\(b).bin")) }
     try! records(test, offset: 0).write(to: dir.appendingPathComponent("test_batch.bin"))
 }
+
+/// Writes synthetic CIFAR-100 binaries (train.bin with `train` records, test.bin with `test`) under
+/// `root`/cifar-100-binary: coarse label, fine label (cycling over the 100 classes), 3072 class-dependent pixels.
+func makeCIFAR100(root: URL, train: Int = 300, test: Int = 50) {
+    let dir = root.appendingPathComponent("cifar-100-binary")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    func records(_ n: Int, offset: Int) -> Data {
+        var d = Data(capacity: n * 3074)
+        for i in 0..<n {
+            let label = (i + offset) % 100
+            d.append(UInt8(label / 5))
+            d.append(UInt8(label))
+            for c in 0..<3 { for k in 0..<1024 { d.append(UInt8(truncatingIfNeeded: label * 7 + c * 50 + (k * (label % 10 + 1)) % 40)) } }
+        }
+        return d
+    }
+    try! records(train, offset: 1).write(to: dir.appendingPathComponent("train.bin"))
+    try! records(test, offset: 0).write(to: dir.appendingPathComponent("test.bin"))
+}

@@ -152,6 +152,62 @@ func expectParameterGradients(_ module: Layer, _ name: String, sourceLocation: S
         try expectParameterGradients(module, "vid")
     }
 
+    /// FSP over consecutive features: equal maps, a pooled larger bottom, and (`fsp_up`) a pooled larger top;
+    /// a middle feature's gradient sums both of its pairs.
+    @Test(arguments: [("fsp", 4), ("fsp_up", 3)])
+    func fsp(name: String, count: Int) throws {
+        let paths = (0..<count).map { "f\($0)" }
+        let fsp = FSPObjective(pairs: paths.map { FeaturePair($0) })
+        var s: [String: Tensor] = [:], t: [String: Tensor] = [:]
+        for (i, p) in paths.enumerated() { s[p] = try golden("\(name).fs\(i)"); t[p] = try golden("\(name).ft\(i)") }
+        let logits = Tensor(shape: [3, 10])
+        let v = fsp.evaluate(student: NetworkOutputs(logits: logits, features: s), teacher: NetworkOutputs(logits: logits, features: t), labels: [])
+        try expectLoss(v.loss, "\(name).loss")
+        #expect(v.dLogits == nil && Set(v.dFeatures.keys) == Set(paths))
+        for (i, p) in paths.enumerated() { try expectGradient(v.dFeatures[p]!, "\(name).dfs\(i)") }
+    }
+
+    /// FT's main stage: the Translator (train mode) trains, the Paraphraser's encoder gives the teacher's
+    /// factor and receives nothing; the state names are the authors' `module_list.1` / `module_list.2`.
+    @Test func factorTransfer() throws {
+        let fs = try golden("ft.fs"), ft = try golden("ft.ft")
+        var rng = RNG(seed: 1)
+        let obj = FactorTransferObjective(pair: FeaturePair("layer3"), studentChannels: fs.shape[1], teacherChannels: ft.shape[1], rng: &rng)
+        let module = try #require(obj.module), trainable = try #require(obj.trainableModule)
+        #expect(trainable.parameters().map(\.name) == ["module_list.1.encoder.0.weight", "module_list.1.encoder.0.bias",
+                                                        "module_list.1.encoder.1.weight", "module_list.1.encoder.1.bias",
+                                                        "module_list.1.encoder.3.weight", "module_list.1.encoder.3.bias",
+                                                        "module_list.1.encoder.4.weight", "module_list.1.encoder.4.bias",
+                                                        "module_list.1.encoder.6.weight", "module_list.1.encoder.6.bias",
+                                                        "module_list.1.encoder.7.weight", "module_list.1.encoder.7.bias"])
+        #expect(module.parameters().filter { $0.name.hasPrefix("module_list.2.") }.map(\.name) ==
+                ["encoder.0", "encoder.3", "encoder.6", "decoder.0", "decoder.3", "decoder.6"].flatMap {
+                    ["module_list.2.\($0).weight", "module_list.2.\($0).bias"] })
+        try module.load(stateDict: goldenState("ft", under: "module_list"), strict: false)
+        let logits = Tensor(shape: [4, 10])
+        let v = obj.evaluate(student: NetworkOutputs(logits: logits, features: ["layer3": fs]),
+                             teacher: NetworkOutputs(logits: logits, features: ["layer3": ft]), labels: [])
+        try expectLoss(v.loss, "ft.loss")
+        try expectGradient(v.dFeatures["layer3"]!.toLayout(.plain), "ft.dfs")
+        try expectParameterGradients(trainable, "ft")
+        #expect(obj.paraphraser.parameters().allSatisfy { $0.parameter.grad.array.allSatisfy { $0 == 0 } })
+    }
+
+    /// FT's initialisation stage: the Paraphraser's reconstruction MSE and its gradients (ConvTranspose2d and
+    /// LeakyReLU against torch's).
+    @Test func paraphraserReconstruction() throws {
+        let ft = try golden("ft_init.ft")
+        var rng = RNG(seed: 1)
+        let obj = FactorTransferObjective(pair: FeaturePair("layer3"), studentChannels: 6, teacherChannels: ft.shape[1], rng: &rng)
+        try obj.module!.load(stateDict: goldenState("ft_init", under: "module_list"), strict: false)
+        let l = obj.paraphraserLoss(teacher: ft)
+        try expectLoss(l, "ft_init.loss")
+        let scale = try obj.paraphraser.parameters().map { try golden("ft_init.grad.module_list.2.\($0.name)").array.map { abs($0) }.max() ?? 0 }.max() ?? 0
+        for (p, param) in obj.paraphraser.parameters() {
+            try expectGradient(param.grad, "ft_init.grad.module_list.2.\(p)", scale: scale)
+        }
+    }
+
     /// In a mix, a term's own parameters get w·dL/dθ like its features (FitNet at β = 100).
     @Test func mixScalesModuleGradients() throws {
         let fs = try golden("fitnet.fs"), ft = try golden("fitnet.ft")

@@ -99,6 +99,35 @@ func randomFeature(_ shape: [Int], seed: UInt64, relu: Bool = true) -> Tensor {
         try expectModuleGradients(vid.module!, fs) { m.loss(student: fs, teacher: ft) }
     }
 
+    /// FSP: every feature of the chain (a middle one takes two pairs' gradients), with pooled bottoms.
+    @Test func fsp() {
+        let shapes = [[2, 3, 4, 4], [2, 4, 4, 4], [2, 5, 2, 2]]
+        let fs = shapes.enumerated().map { randomFeature($1, seed: UInt64(1 + $0), relu: false) }
+        let ft = shapes.enumerated().map { randomFeature($1, seed: UInt64(11 + $0)) }
+        let d = FSPObjective.loss(student: fs, teacher: ft).dStudent
+        #expect(finiteDifferenceFailures({ FSPObjective.loss(student: fs, teacher: ft).loss },
+                                         zip(fs, d).enumerated().map { ("f\($0.offset)", $0.element.0, $0.element.1) }) == [])
+    }
+
+    /// FT: the student feature and the Translator's parameters (the Paraphraser is frozen: no gradient).
+    @Test func factorTransfer() throws {
+        var rng = RNG(seed: 4)
+        let obj = FactorTransferObjective(pair: FeaturePair("layer3"), studentChannels: 3, teacherChannels: 4, rng: &rng)
+        let fs = randomFeature([3, 3, 3, 3], seed: 5, relu: false), ft = randomFeature([3, 4, 3, 3], seed: 6)
+        try expectModuleGradients(obj.trainableModule!, fs) { obj.loss(student: fs, teacher: ft) }
+    }
+
+    /// The Paraphraser's reconstruction loss against central differences in all its parameters.
+    @Test func paraphraserReconstruction() {
+        var rng = RNG(seed: 4)
+        let obj = FactorTransferObjective(pair: FeaturePair("layer3"), studentChannels: 3, teacherChannels: 4, rng: &rng)
+        let ft = randomFeature([2, 4, 3, 3], seed: 6, relu: false)
+        obj.paraphraser.zeroGrad()
+        _ = obj.paraphraserLoss(teacher: ft)
+        let tensors = obj.paraphraser.parameters().map { ($0.name, $0.parameter.value, $0.parameter.grad.copy()) }
+        #expect(finiteDifferenceFailures({ obj.paraphraserLoss(teacher: ft) }, tensors) == [])
+    }
+
     /// Analytic dL/df_s and dL/dθ of one call against central differences. (Module inputs are signed: an
     /// exact zero in every channel of a pixel puts a bias-free 1×1 conv's output on its ReLU's kink.)
     func expectModuleGradients(_ module: Layer, _ fs: Tensor, sourceLocation: SourceLocation = #_sourceLocation,

@@ -167,6 +167,37 @@ struct ConvolutionTests {
         }
     }
 
+    /// The path `convBackwardWeights` takes where oneDNN has only `ref:any` (3×3 on 1×1 / 2×2 maps: ResNet-18
+    /// layer4 and MobileNet-V2's last depthwise convs at 32–64 px) against the naive twin, on every layout,
+    /// grouping, stride and padding of the case list plus those shapes; and through `convBackwardWeights`.
+    @Test("backward weights without oneDNN (im2col + sgemm, direct grouped sums) match the naive twin",
+          arguments: cases + [ConvCase(geometry: g(3, 32, 2, 2, 32, kernel: 3, pad: 1), bias: false, xBlock: 8),
+                              ConvCase(geometry: g(3, 32, 2, 2, 48, kernel: 3, stride: 2, pad: 1), bias: true, xBlock: 16),
+                              ConvCase(geometry: g(3, 48, 1, 1, 48, kernel: 3, pad: 1, groups: 48), bias: false, xBlock: 8),
+                              ConvCase(geometry: g(3, 40, 2, 2, 40, kernel: 3, stride: 2, pad: 1, groups: 40), bias: true, xBlock: 8)])
+    func directBackwardWeights(_ c: ConvCase) {
+        Threads.set(2)
+        let geo = c.geometry
+        let yBlock = c.yBlock ?? convOutputBlock(geo, bias: c.bias)
+        let x = randomArray(geo.inputShape.reduce(1, *), seed: 11)
+        let dy = randomArray(geo.outputShape.reduce(1, *), seed: 12)
+        let dw0 = randomArray(geo.weightCount, seed: 13), db0 = randomArray(geo.outputChannels, seed: 14)
+        /// Runs `f` on copies of dw0 / db0 (db nil without a bias); returns both.
+        func run(_ f: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) -> Void) -> ([Float], [Float]) {
+            var w = dw0, b = db0
+            w.withUnsafeMutableBufferPointer { wp in b.withUnsafeMutableBufferPointer { bp in f(wp.baseAddress!, c.bias ? bp.baseAddress! : nil) } }
+            return (w, b)
+        }
+        let direct = run { convBackwardWeightsDirect($0, $1, x, xBlock: c.xBlock, dy, dyBlock: yBlock, geo) }
+        let ref = run { convBackwardWeightsReference($0, $1, x, xBlock: c.xBlock, dy, dyBlock: yBlock, geo) }
+        let routed = run { convBackwardWeights($0, $1, x, xBlock: c.xBlock, dy, dyBlock: yBlock, geo) }
+        #expect(relativeError(direct.0, ref.0) < 1e-5 && relativeError(direct.1, ref.1) < 1e-5, "direct")
+        #expect(relativeError(routed.0, ref.0) < 1e-5 && relativeError(routed.1, ref.1) < 1e-5, "routed")
+        // Bit-identical on a second call at the same thread count.
+        let again = run { convBackwardWeightsDirect($0, $1, x, xBlock: c.xBlock, dy, dyBlock: yBlock, geo) }
+        #expect(again.0 == direct.0 && again.1 == direct.1)
+    }
+
     @Test("MobileNet-V2 depthwise and 1x1 convolutions run on JIT implementations")
     func mobileNetPlans() {
         let geometries = [

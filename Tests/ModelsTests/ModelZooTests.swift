@@ -16,9 +16,11 @@ func goldenText(_ name: String) throws -> String {
 @Suite("Model zoo")
 struct ModelZooTests {
     /// Reference counts: `resnet20_fp` comment (269,850) and PyTorch's `sum(p.numel())` over the
-    /// reference definitions (scripts/reference_models.py).
+    /// reference definitions (scripts/reference_models.py); the Tiny-ImageNet models at 200 classes:
+    /// torchvision's ResNet-18 and MobileNetV2 and the authors' VGG-11-BN (reference §3.3, issue 10).
     @Test(arguments: [("resnet20", 10, 269_850), ("resnet32", 100, 470_132), ("vgg8", 10, 3_918_858),
-                      ("vgg13", 100, 9_462_180)])
+                      ("vgg13", 100, 9_462_180), ("resnet18", 200, 11_279_112), ("mobilenetv2", 200, 2_480_072),
+                      ("vgg11_bn", 200, 9_328_584)])
     func parameterCounts(name: String, classes: Int, expected: Int) throws {
         let model = try ModelZoo.make(name, classes: classes, seed: 1)
         #expect(model.parameterCount == expected)
@@ -54,7 +56,9 @@ struct ModelZooTests {
     /// PyTorch forward hooks over the reference definitions (conv: numel(out)·C_in/g·K²; linear: in·out).
     @Test(arguments: [("resnet20", 10, 32, 40_551_040), ("resnet32", 100, 32, 68_868_352),
                       ("vgg8", 10, 32, 96_146_432), ("vgg11", 10, 32, 209_392_640),
-                      ("vgg13", 100, 32, 284_936_192), ("vgg11", 200, 64, 611_160_064)])
+                      ("vgg13", 100, 32, 284_936_192), ("vgg11", 200, 64, 611_160_064),
+                      ("resnet18", 200, 224, 1_813_663_744), ("mobilenetv2", 200, 64, 24_704_512),
+                      ("vgg11_bn", 200, 64, 837_652_480)])
     func macs(name: String, classes: Int, size: Int, expected: Int) throws {
         #expect(try ModelZoo.macs(name, classes: classes, inputSize: (size, size)) == expected)
         let model = try ModelZoo.make(name, classes: classes, seed: 1)
@@ -67,8 +71,8 @@ struct ModelZooTests {
     }
 
     @Test func unknownNameListsValidNames() {
-        #expect(throws: ModelZooError.unknownModel("resnet18", valid: ModelZoo.names)) {
-            try ModelZoo.make("resnet18", classes: 10, seed: 0)
+        #expect(throws: ModelZooError.unknownModel("resnet50", valid: ModelZoo.names)) {
+            try ModelZoo.make("resnet50", classes: 10, seed: 0)
         }
         let message = ModelZooError.unknownModel("x", valid: ModelZoo.names).description
         for name in ModelZoo.names { #expect(message.contains(name)) }

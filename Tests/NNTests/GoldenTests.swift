@@ -103,7 +103,7 @@ struct GoldenTests {
 
     static let convCases = [
         "s1p0_bias", "s1p1_nobias", "s2p1_bias", "s2p0_nobias", "g2_s1p1_bias", "dw_s2p1_nobias", "dw_s1p1_bias",
-        "k1_s2_nobias",
+        "k1_s2_nobias", "dw32_s1p1_nobias", "dw32_s2p1_nobias",
     ]
 
     @Test(arguments: convCases)
@@ -113,7 +113,8 @@ struct GoldenTests {
             throw GoldenError(description: "conv2d.safetensors has no metadata for \(c); \(regenerateHint)")
         }
         let s = try JSONDecoder().decode(ConvCase.self, from: Data(json.utf8))
-        let layouts: [Layout] = s.inputChannels % 8 == 0 ? [.plain, .blocked(8)] : [.plain]
+        let layouts: [Layout] = s.inputChannels % 16 == 0 ? [.plain, .blocked(8), .blocked(16)]
+            : s.inputChannels % 8 == 0 ? [.plain, .blocked(8)] : [.plain]
         for layout in layouts {
             let conv = Conv2d(inputChannels: s.inputChannels, outputChannels: s.outputChannels, kernelSize: s.kernel,
                               stride: s.stride, padding: s.padding, groups: s.groups, bias: s.bias)

@@ -12,14 +12,23 @@ import Testing
     }
 
     /// CIFAR: every conv outside the stem, in forward order; Tiny-ImageNet: every conv and linear, the first
-    /// and last at 32 bits (an MQBench scheme) or left FP (EWGS).
-    @Test(arguments: ModelZoo.names)
+    /// and last at 32 bits (an MQBench scheme) or left FP (EWGS). On the CIFAR zoo models (stem and
+    /// classifier names assumed here; SqueezeNet's MQBench edge differs, §2.3.1).
+    @Test(arguments: ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"])
     func policySelections(name: String) throws {
         let fp = try ModelZoo.make(name, classes: 10, seed: 1)
         let all = weightLayers(fp)
-        let stem = name.hasPrefix("resnet") ? ["conv1"] : all.filter { $0.hasPrefix("layer0.") }
+        let stem: [String]
+        switch name {
+        case "resnet20", "resnet32", "resnet18": stem = ["conv1"]
+        case "mobilenetv2": stem = ["features.0.0"]
+        case "vgg11_bn": stem = all.filter { $0.hasPrefix("block0.") }
+        default: stem = all.filter { $0.hasPrefix("layer0.") }
+        }
+        #expect(!stem.isEmpty)
         let inner = all.filter { !stem.contains($0) && $0 != all.last }
-        #expect(all.last == (name.hasPrefix("resnet") ? "linear" : "classifier"))
+        let classifiers = ["resnet20": "linear", "resnet32": "linear", "resnet18": "fc", "mobilenetv2": "classifier.1"]
+        #expect(all.last == classifiers[name, default: "classifier"])
 
         let cifar = try ModelZoo.make(name, classes: 10, seed: 1)
         #expect(try quantize(model: cifar, scheme: EWGSScheme(), bits: 2, policy: .cifar) == inner)

@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Models
+import NN
 import Tensors
 import Testing
 @testable import Training
@@ -157,8 +158,40 @@ func smallConfig(train: Int, test: Int, epochs: Int) -> TrainConfig {
         let bad = dir.appendingPathComponent("bad.safetensors")
         try SafetensorsFile(tensors: state).write(to: bad)
         let any = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad) }
-        #expect(any?.description == "\(bad.path) matches no zoo model (resnet20, resnet32, vgg8, vgg11, vgg13); pass --model")
+        #expect(any?.description == "\(bad.path) matches no zoo model (\(ModelZoo.names.joined(separator: ", "))); pass --model")
+        #expect(ModelZoo.names.prefix(5) == ["resnet20", "resnet32", "vgg8", "vgg11", "vgg13"])
         let named = #expect(throws: ConfigError.self) { try Checkpoint.loadModel(from: bad, architecture: "resnet32") }
         #expect(named?.description == "\(bad.path) does not fit resnet32: unexpected key extra.weight")
+    }
+
+    /// A PyTorch-style state dict of a Tiny-ImageNet model (`num_batches_tracked` 0-d int64, no metadata)
+    /// is recognised by its keys and loads strictly with the class count of its classifier.
+    @Test(arguments: ["resnet18", "mobilenetv2", "vgg11_bn"])
+    func identifiesImageNetModels(name: String) throws {
+        let dir = temporaryDirectory("checkpoint-imagenet")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try ModelZoo.make(name, classes: 200, seed: 4)
+        var state = model.stateDict()
+        for key in state.keys where key.hasSuffix("num_batches_tracked") { state[key] = Tensor(shape: []) }
+        let url = dir.appendingPathComponent("torchvision.safetensors")
+        try SafetensorsFile(tensors: state, integerKeys: Set(model.namedTensors().filter(\.isInteger).map(\.name))).write(to: url)
+        let loaded = try Checkpoint.loadModel(from: url)
+        #expect(loaded.architecture == name && loaded.classes == 200 && loaded.inputChannels == 3)
+        #expect(loaded.namedTensors().map(\.tensor.plainArray) == model.namedTensors().map(\.tensor.plainArray))
+    }
+
+    /// Dropout masks depend on (seed, epoch, layer) only: a resumed epoch draws the masks of the
+    /// uninterrupted run.
+    @Test func dropoutReseededPerEpoch() throws {
+        let a = try ModelZoo.make("mobilenetv2", classes: 10, seed: 1), b = try ModelZoo.make("mobilenetv2", classes: 10, seed: 2)
+        func rng(_ m: any Model) -> RNG { (m.layer(at: "classifier.0") as! Dropout).rng }
+        #expect(rng(a) != rng(b))
+        Trainer.reseedDropout(a, seed: 7, epoch: 3)
+        _ = a.forward(Tensor(shape: [2, 3, 8, 8]), mode: .train)
+        Trainer.reseedDropout(a, seed: 7, epoch: 3)
+        Trainer.reseedDropout(b, seed: 7, epoch: 3)
+        #expect(rng(a) == rng(b))
+        Trainer.reseedDropout(b, seed: 7, epoch: 4)
+        #expect(rng(a) != rng(b))
     }
 }

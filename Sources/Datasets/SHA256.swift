@@ -1,0 +1,91 @@
+/// SHA-256 (FIPS 180-4), streamed: `update` any number of times, then `hexDigest`. Used for the
+/// checksums of prepared data files (`TinyImageNet` manifests), where the whole digest is an integrity
+/// check, not a security boundary; a dependency on a crypto library (BoringSSL's build) for this one
+/// function would cost every build more than these lines. Tested against the FIPS vectors and sha256sum.
+public struct SHA256 {
+    private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+    /// The bytes of an unfinished 64-byte block.
+    private var pending = [UInt8]()
+    private var length: UInt64 = 0
+
+    private static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    public init() {}
+
+    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        length &+= UInt64(bytes.count)
+        var rest = bytes[...]
+        if !pending.isEmpty {
+            let take = min(64 - pending.count, rest.count)
+            pending.append(contentsOf: rest.prefix(take))
+            rest = rest.dropFirst(take)
+            if pending.count < 64 { return }
+            pending.withUnsafeBufferPointer { compress($0.baseAddress!) }
+            pending.removeAll(keepingCapacity: true)
+        }
+        let whole = rest.count / 64 * 64
+        if whole > 0 {
+            let done: Void? = rest.prefix(whole).withContiguousStorageIfAvailable { p in
+                for b in stride(from: 0, to: whole, by: 64) { compress(p.baseAddress! + b) }
+            }
+            if done == nil {
+                let copy = Array(rest.prefix(whole))
+                copy.withUnsafeBufferPointer { p in for b in stride(from: 0, to: whole, by: 64) { compress(p.baseAddress! + b) } }
+            }
+            rest = rest.dropFirst(whole)
+        }
+        pending.append(contentsOf: rest)
+    }
+
+    /// The digest as 64 lower-case hex digits (the state is consumed: call once).
+    public mutating func hexDigest() -> String {
+        let bits = length &* 8
+        var tail: [UInt8] = [0x80]
+        while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
+        for s in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(s))) }
+        let saved = length
+        update(tail)
+        length = saved
+        return h.map { word in
+            let s = String(word, radix: 16)
+            return String(repeating: "0", count: 8 - s.count) + s
+        }.joined()
+    }
+
+    /// The hex digest of `bytes`.
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        var s = SHA256()
+        s.update(bytes)
+        return s.hexDigest()
+    }
+
+    private mutating func compress(_ p: UnsafePointer<UInt8>) {
+        var w = [UInt32](repeating: 0, count: 64)
+        for i in 0..<16 {
+            w[i] = UInt32(p[4 * i]) << 24 | UInt32(p[4 * i + 1]) << 16 | UInt32(p[4 * i + 2]) << 8 | UInt32(p[4 * i + 3])
+        }
+        for i in 16..<64 {
+            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+        }
+        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+        for i in 0..<64 {
+            let t1 = hh &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ ((e & f) ^ (~e & g)) &+ Self.k[i] &+ w[i]
+            let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
+            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+        }
+        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+    }
+
+    @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+}

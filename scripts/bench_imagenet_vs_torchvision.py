@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""Training-step throughput of the five Tiny-ImageNet models, SQAKDBench vs PyTorch/torchvision on this CPU.
+
+For each model and image size: the same step on both sides, on a synthetic batch of the paper's batch size
+(reference-implementation.md section 5.3: ResNet-18, MobileNet-V2, ShuffleNet-V2 and SqueezeNet 64, VGG-11 32),
+200 classes: forward in train mode, mean cross-entropy, backward, SGD (lr 0.01, momentum 0.9, weight decay
+1e-4) step; the median of `--steps` timed steps after `--warmup` untimed ones, `--threads` threads on both sides.
+PyTorch runs torchvision's resnet18, mobilenet_v2, shufflenet_v2_x0_5 and squeezenet1_0 and the authors'
+vgg11_bn (scripts/make_imagenet_golden.py, pool3 removed) in float32 (its convolutions through its bundled
+oneDNN). Ours is `sqakd bench --json`. Run it on a quiet machine.
+
+    /usr/bin/python3 scripts/bench_imagenet_vs_torchvision.py --readme README.md
+
+With --readme the table replaces the one between the `imagenet-speed` markers of that file.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_imagenet_golden import vgg11_bn  # noqa: E402  (the authors' VGG-11-BN)
+
+CLASSES = 200
+# model: (PyTorch builder, the paper's batch size, the speed-up the project aims at)
+MODELS = {
+    "resnet18": (lambda: torchvision.models.resnet18(num_classes=CLASSES), 64, 1.2),
+    "vgg11_bn": (lambda: vgg11_bn(CLASSES), 32, 1.2),
+    "mobilenetv2": (lambda: torchvision.models.mobilenet_v2(num_classes=CLASSES), 64, 1.5),
+    "shufflenet_v2_x0_5": (lambda: torchvision.models.shufflenet_v2_x0_5(num_classes=CLASSES), 64, 1.5),
+    "squeezenet1_0": (lambda: torchvision.models.squeezenet1_0(num_classes=CLASSES), 64, 1.5),
+}
+BEGIN, END = "<!-- imagenet-speed:begin -->", "<!-- imagenet-speed:end -->"
+
+
+def pytorch_train_ips(name, size, threads, warmup, steps):
+    build, batch, _ = MODELS[name]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build()
+    model.train()
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, CLASSES, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def ours_train_ips(sqakd, name, size, threads, warmup, steps):
+    _, batch, _ = MODELS[name]
+    out = subprocess.run([sqakd, "bench", "--model", name, "--image-size", str(size), "--batch", str(batch),
+                          "--classes", str(CLASSES), "--threads", str(threads), "--warmup", str(warmup),
+                          "--steps", str(steps), "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["trainImagesPerSecond"]
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[64, 224])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--sqakd", default=".build/release/sqakd", help="path to the sqakd binary")
+    ap.add_argument("--readme", help="write the table between the imagenet-speed markers of this file")
+    ap.add_argument("--json", help="also write the measurements here")
+    args = ap.parse_args()
+    if not os.path.exists(args.sqakd):
+        sys.exit(f"error: {args.sqakd} not found; run `make build` (or `swift build -c release`) first")
+
+    rows = []
+    for size in args.sizes:
+        for name in args.models:
+            _, batch, target = MODELS[name]
+            pt = pytorch_train_ips(name, size, args.threads, args.warmup, args.steps)
+            ours = ours_train_ips(args.sqakd, name, size, args.threads, args.warmup, args.steps)
+            rows.append({"model": name, "size": size, "batch": batch, "pytorch": pt, "ours": ours, "ratio": ours / pt,
+                         "target": target})
+            print(f"{name:20s} {size:3d}x{size:<3d} batch {batch:3d}: PyTorch {pt:7.1f} img/s, SQAKDBench {ours:7.1f} img/s, "
+                  f"{ours / pt:.2f}x (aim {target}x)", flush=True)
+
+    table = [f"Training step, {args.threads} threads, {cpu_name()}, torch {torch.__version__}, torchvision "
+             f"{torchvision.__version__}; median of {args.steps} steps after {args.warmup} (`scripts/bench_imagenet_vs_torchvision.py`).",
+             "", "| model | image | batch | PyTorch img/s | SQAKDBench img/s | ratio | aim |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append(f"| {r['model']} | {r['size']}×{r['size']} | {r['batch']} | {r['pytorch']:.1f} | {r['ours']:.1f} | "
+                     f"**{r['ratio']:.2f}×** | ≥ {r['target']}× |")
+    text = "\n".join(table)
+    print("\n" + text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    if args.readme:
+        with open(args.readme) as f:
+            readme = f.read()
+        if BEGIN not in readme or END not in readme:
+            sys.exit(f"error: {args.readme} has no {BEGIN} ... {END} markers")
+        readme = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{text}\n{END}", readme, flags=re.S)
+        with open(args.readme + ".tmp", "w") as f:
+            f.write(readme)
+        os.replace(args.readme + ".tmp", args.readme)
+
+
+if __name__ == "__main__":
+    main()
