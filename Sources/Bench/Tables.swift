@@ -10,8 +10,8 @@ public enum Tables {
     static func signed(_ v: Double) -> String { v.isFinite ? String(format: "%+.2f", v).replacingOccurrences(of: "-", with: "−") : "—" }
 
     /// What a cell shows for the paper: its value, or why there is none.
-    static func paperText(_ r: SuiteResults, _ cell: CellKey) -> String {
-        if let p = r.paper(cell) { return String(format: "%.2f", p) }
+    static func paperText(_ r: SuiteResults, _ cell: CellKey, metric: String = "top1") -> String {
+        if let p = r.paper(cell, metric: metric) { return String(format: "%.2f", p) }
         return r.suite.paperTable == nil ? "not in the paper" : "not transcribed"
     }
 
@@ -60,7 +60,7 @@ public enum Tables {
         out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |" + (five ? " best top-5 | paper top-5 |" : "")
             + "\n|---|---|---|---|---|---|" + (five ? "---|---|" : "") + "\n"
         for t in r.teacherCells {
-            let top5 = r.paper(t, metric: "top5").map(f) ?? paperText(r, t)
+            let top5 = paperText(r, t, metric: "top5")
             if let c = r.cells[t] {
                 out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |"
                     + (five ? " \(c.bestTop5.formatted) | \(top5) |" : "") + "\n"
