@@ -7,7 +7,7 @@ TEST_PACKAGES = libdnnl-dev libopenblas-dev libpng-dev zlib1g-dev libturbojpeg0-
 APT_PACKAGES = $(TEST_PACKAGES) python3-torch python3-torchvision
 TEST_FLAGS = -c release -Xswiftc -enable-testing
 
-.PHONY: setup deps deps-test apt build test soak bench bench-imagenet golden sweep-fashion-mnist report clean
+.PHONY: setup deps deps-test apt build test soak bench bench-methods bench-imagenet golden sweep-fashion-mnist report clean
 
 setup: deps build
 
@@ -43,6 +43,11 @@ soak: build
 bench: build
 	/usr/bin/python3 scripts/bench_vs_pytorch.py --model resnet20 --batch 128 --threads 2
 	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
+
+# Step time of every distillation method relative to EWGS alone, ours vs the authors' PyTorch code (issue 11;
+# about 10 minutes on 2 cores, quiet machine).
+bench-methods: build
+	/usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --sqakd .build/release/sqakd --json .build/methods-bench.json
 
 # The five Tiny-ImageNet models vs torchvision, 64x64 and 224x224, the paper's batch sizes (about 20 minutes on
 # 2 cores; quiet machine); rewrites the table in README.md.

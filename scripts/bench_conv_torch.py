@@ -8,10 +8,14 @@ mask each) on the ResNet-20 CIFAR convolutions, batch 128, plain NCHW float32 as
     ONEDNN_VERBOSE=1 /usr/bin/python3 scripts/bench_conv_torch.py --iterations 1   # which oneDNN kernels run
 """
 import argparse
-import time
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_timing import step_seconds  # noqa: E402
 
 SHAPES = [  # name, C, HW, K, stride
     ("stem 3->16 32x32", 3, 32, 16, 1),
@@ -24,14 +28,8 @@ SHAPES = [  # name, C, HW, K, stride
 
 
 def median_ms(fn, iterations):
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
+    """(upper median, minimum) in ms of `iterations` calls after 2 untimed ones."""
+    times = sorted(t * 1e3 for t in step_seconds(fn, 2, iterations))
     return times[len(times) // 2], times[0]
 
 

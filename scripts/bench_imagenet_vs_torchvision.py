@@ -18,10 +18,8 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +27,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_imagenet_golden import vgg11_bn  # noqa: E402  (the authors' VGG-11-BN)
+from torch_timing import median_step_seconds  # noqa: E402
 
 CLASSES = 200
 # model: (PyTorch builder, the paper's batch size, the speed-up the project aims at)
@@ -57,14 +56,7 @@ def pytorch_train_ips(name, size, threads, warmup, steps):
         F.cross_entropy(model(x), y).backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times)
+    return batch / median_step_seconds(step, warmup, steps)
 
 
 def ours_train_ips(sqakd, name, size, threads, warmup, steps):

@@ -12,10 +12,8 @@ on both sides; median of `--steps` timed steps after `--warmup`.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +21,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_models import make  # noqa: E402
 from reference_quant import initialize_quantizers, quantize_resnet, split_parameters  # noqa: E402
+from torch_timing import median_step_seconds  # noqa: E402
 
 
 def pytorch_step_time(args):
@@ -51,14 +50,7 @@ def pytorch_step_time(args):
         opt_q.step()
 
     student.train()
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_step_seconds(step, args.warmup, args.steps)
 
 
 def main():

@@ -11,16 +11,15 @@ on the CPU (its convolutions go through its bundled oneDNN). Ours is `sqakd benc
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_models import make  # noqa: E402
+from torch_timing import median_step_seconds  # noqa: E402
 
 
 def pytorch_step_times(name, batch, classes, threads, warmup, steps):
@@ -38,23 +37,11 @@ def pytorch_step_times(name, batch, classes, threads, warmup, steps):
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    train = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        train.append(time.perf_counter() - t0)
+    train = median_step_seconds(step, warmup, steps)
     model.eval()
-    infer = []
     with torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            model(x)
-            infer.append(time.perf_counter() - t0)
-    return statistics.median(train), statistics.median(infer)
+        infer = median_step_seconds(lambda: model(x), warmup, steps)
+    return train, infer
 
 
 def main():
