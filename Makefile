@@ -70,7 +70,6 @@ golden:
 	/usr/bin/python3 scripts/make_safetensors_fixture.py
 	/usr/bin/python3 scripts/make_kd_golden.py
 	/usr/bin/python3 scripts/make_imagenet_golden.py
-	/usr/bin/python3 scripts/make_shufflenet_squeezenet_golden.py
 	/usr/bin/python3 scripts/make_tiny_imagenet_golden.py
 	/usr/bin/python3 scripts/make_quirks_golden.py
 	/usr/bin/python3 scripts/make_torchvision_checkpoint.py

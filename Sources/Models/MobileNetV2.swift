@@ -25,8 +25,8 @@ func convBNReLU6(_ inputChannels: Int, _ outputChannels: Int, kernelSize: Int = 
 /// MQBench's placement (`shareActivationQuantizers`) adds `input_quant` before `conv` in a residual block.
 public final class InvertedResidual: Layer, ActivationSharing {
     /// MQBench's shared fake-quantizer of a residual block's input (`shareActivationQuantizers`): read by
-    /// the first convolution and the residual add; nil (every other case) reads the input as it is.
-    public internal(set) var inputQuant: Layer?
+    /// the first convolution and the residual add; empty (every other case) reads the input as it is.
+    public let inputQuant = ActivationSlot("input_quant")
     public internal(set) var conv: Layer
 
     public let inputChannels: Int
@@ -54,13 +54,11 @@ public final class InvertedResidual: Layer, ActivationSharing {
     }
 
     public var children: [Child] {
-        var list: [Child] = []
-        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
-        return list + [child("conv", \.conv)]
+        inputQuant.children + [child("conv", \.conv)]
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let xs = inputQuant.forward(x, mode: mode)
         let h = conv.forward(xs, mode: mode)
         return usesResidual ? add(h, xs) : h
     }
@@ -68,18 +66,18 @@ public final class InvertedResidual: Layer, ActivationSharing {
     public func backward(_ dy: Tensor) -> Tensor {
         let g = conv.backward(dy)
         let dxs = usesResidual ? add(g, dy) : g
-        return inputQuant?.backward(dxs) ?? dxs
+        return inputQuant.backward(dxs)
     }
 
     /// A residual block's input, read by its first convolution (`conv.0.0`) and the add. A block without
     /// the residual has one reader and no site.
     public var activationSites: [ActivationSite] {
-        usesResidual ? [ActivationSite(slot: "input_quant", consumers: ["conv.0.0"])] : []
+        usesResidual ? [ActivationSite(slot: inputQuant.name, consumers: ["conv.0.0"])] : []
     }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        guard slot == "input_quant", usesResidual else { throw LayerTreeError.noLayer(path: slot) }
-        inputQuant = layer
+        guard usesResidual else { throw LayerTreeError.noLayer(path: slot) }
+        try inputQuant.install(layer, at: slot)
     }
 }
 

@@ -17,8 +17,8 @@ import Tensors
 /// `relu2`; state names `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` (reference keys).
 public final class BasicBlock: Layer, ActivationSharing {
     /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
-    /// the shortcut and the identity; nil (every other case) reads the input as it is.
-    public internal(set) var inputQuant: Layer?
+    /// the shortcut and the identity; empty (every other case) reads the input as it is.
+    public let inputQuant = ActivationSlot("input_quant")
     public internal(set) var conv1: Layer
     public internal(set) var bn1: Layer
     public internal(set) var relu1: Layer = ReLU()
@@ -53,8 +53,7 @@ public final class BasicBlock: Layer, ActivationSharing {
     }
 
     public var children: [Child] {
-        var list: [Child] = []
-        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        var list = inputQuant.children
         list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
                  child("conv2", \.conv2), child("bn2", \.bn2)]
         if let shortcut { list.append(Child("shortcut", shortcut) { self.shortcut = $0 }) }
@@ -63,7 +62,7 @@ public final class BasicBlock: Layer, ActivationSharing {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let xs = inputQuant.forward(x, mode: mode)
         var h = conv1.forward(xs, mode: mode)
         h = bn1.forward(h, mode: mode)
         h = relu1.forward(h, mode: mode)
@@ -82,15 +81,14 @@ public final class BasicBlock: Layer, ActivationSharing {
         g = conv1.backward(g)
         let ds = shortcut?.backward(dz) ?? dz
         let dxs = add(g, ds)
-        return inputQuant?.backward(dxs) ?? dxs
+        return inputQuant.backward(dxs)
     }
 
     /// The block input, read by `conv1` and the shortcut/identity (the option-A shortcut has no weights).
-    public var activationSites: [ActivationSite] { [ActivationSite(slot: "input_quant", consumers: ["conv1"])] }
+    public var activationSites: [ActivationSite] { [ActivationSite(slot: inputQuant.name, consumers: ["conv1"])] }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        guard slot == "input_quant" else { throw LayerTreeError.noLayer(path: slot) }
-        inputQuant = layer
+        try inputQuant.install(layer, at: slot)
     }
 }
 

@@ -20,8 +20,8 @@ import Tensors
 /// `downsample.1.*`. MQBench's placement (`shareActivationQuantizers`) adds `input_quant` before `conv1`.
 public final class ResNetBasicBlock: Layer, ActivationSharing {
     /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
-    /// `downsample.0` and the identity; nil (every other case) reads the input as it is.
-    public internal(set) var inputQuant: Layer?
+    /// `downsample.0` and the identity; empty (every other case) reads the input as it is.
+    public let inputQuant = ActivationSlot("input_quant")
     public internal(set) var conv1: Layer
     public internal(set) var bn1: Layer
     public internal(set) var relu1: Layer = ReLU()
@@ -60,8 +60,7 @@ public final class ResNetBasicBlock: Layer, ActivationSharing {
     }
 
     public var children: [Child] {
-        var list: [Child] = []
-        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
+        var list = inputQuant.children
         list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
                  child("conv2", \.conv2), child("bn2", \.bn2)]
         if let downsample { list.append(Child("downsample", downsample) { self.downsample = $0 }) }
@@ -70,7 +69,7 @@ public final class ResNetBasicBlock: Layer, ActivationSharing {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let xs = inputQuant.forward(x, mode: mode)
         var h = conv1.forward(xs, mode: mode)
         h = bn1.forward(h, mode: mode)
         h = relu1.forward(h, mode: mode)
@@ -89,17 +88,16 @@ public final class ResNetBasicBlock: Layer, ActivationSharing {
         g = conv1.backward(g)
         let ds = downsample?.backward(dz) ?? dz
         let dxs = add(g, ds)
-        return inputQuant?.backward(dxs) ?? dxs
+        return inputQuant.backward(dxs)
     }
 
     /// The block input, read by `conv1`, `downsample.0` (option B) and the identity (otherwise).
     public var activationSites: [ActivationSite] {
-        [ActivationSite(slot: "input_quant", consumers: downsample == nil ? ["conv1"] : ["conv1", "downsample.0"])]
+        [ActivationSite(slot: inputQuant.name, consumers: downsample == nil ? ["conv1"] : ["conv1", "downsample.0"])]
     }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        guard slot == "input_quant" else { throw LayerTreeError.noLayer(path: slot) }
-        inputQuant = layer
+        try inputQuant.install(layer, at: slot)
     }
 }
 

@@ -17,6 +17,41 @@ public struct ActivationSite: Sendable {
     }
 }
 
+/// A block's slot for one shared activation fake-quantizer (`input_quant`, `squeeze_activation_quant`):
+/// empty, it passes the tensor through (y = x, dx = dy) and adds no child; holding a layer (installed by
+/// `shareActivationQuantizers`), it is the replaceable child `name` and reads the tensor through it.
+public final class ActivationSlot {
+    /// The child name, and the module path's last component (`layer1.0.input_quant`).
+    public let name: String
+    public private(set) var layer: Layer?
+
+    public init(_ name: String) {
+        self.name = name
+    }
+
+    /// layer(x), or x while empty.
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        layer?.forward(x, mode: mode) ?? x
+    }
+
+    /// layer'(dy), or dy while empty.
+    public func backward(_ dy: Tensor) -> Tensor {
+        layer?.backward(dy) ?? dy
+    }
+
+    /// The slot's entry in its block's `children`: none while empty, else the replaceable child `name`.
+    public var children: [Child] {
+        guard let layer else { return [] }
+        return [Child(name, layer) { self.layer = $0 }]
+    }
+
+    /// Puts `layer` in the slot; `LayerTreeError.noLayer(path: slot)` when `slot` is not this slot's name.
+    public func install(_ layer: Layer, at slot: String) throws {
+        guard slot == name else { throw LayerTreeError.noLayer(path: slot) }
+        self.layer = layer
+    }
+}
+
 /// A block that can read a tensor through one shared activation fake-quantizer instead of one quantizer
 /// per consuming layer: MQBench's graph (`academic_quantizer.py`, `_insert_fake_quantize_for_act_quant`)
 /// inserts one fake-quantizer after each tensor that feeds a quantized conv/linear and rewires **every**

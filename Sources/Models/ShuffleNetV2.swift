@@ -21,8 +21,8 @@ import Tensors
 /// adds `input_quant` before both branches of a stride-2 unit.
 public final class ShuffleUnit: Layer, ActivationSharing {
     /// MQBench's shared fake-quantizer of a stride-2 unit's input (`shareActivationQuantizers`): read by
-    /// `branch1.0` and `branch2.0`; nil (every other case) reads the input as it is.
-    public internal(set) var inputQuant: Layer?
+    /// `branch1.0` and `branch2.0`; empty (every other case) reads the input as it is.
+    public let inputQuant = ActivationSlot("input_quant")
     public internal(set) var branch1: Layer
     public internal(set) var branch2: Layer
 
@@ -60,9 +60,7 @@ public final class ShuffleUnit: Layer, ActivationSharing {
     }
 
     public var children: [Child] {
-        var list: [Child] = []
-        if let inputQuant { list.append(Child("input_quant", inputQuant) { self.inputQuant = $0 }) }
-        return list + [child("branch1", \.branch1), child("branch2", \.branch2)]
+        inputQuant.children + [child("branch1", \.branch1), child("branch2", \.branch2)]
     }
 
     /// out[:, 2j] = a[:, j], out[:, 2j+1] = b[:, j] as a gather map over [a, b] (a's channels from `aOffset`).
@@ -80,7 +78,7 @@ public final class ShuffleUnit: Layer, ActivationSharing {
             let b = branch2.forward(x2, mode: mode)
             return gatherChannels([x, b], interleave(m: m, aOffset: 0), layout: channelLayout(channels: 2 * m, preferring: b.layout))
         }
-        let xs = inputQuant?.forward(x, mode: mode) ?? x
+        let xs = inputQuant.forward(x, mode: mode)
         let a = branch1.forward(xs, mode: mode)
         let b = branch2.forward(xs, mode: mode)
         return gatherChannels([a, b], interleave(m: m, aOffset: 0))
@@ -98,18 +96,18 @@ public final class ShuffleUnit: Layer, ActivationSharing {
         let da = gatherChannels([dy], (0..<m).map { (source: 0, channel: 2 * $0) })
         let dxa = branch1.backward(da)
         let dxs = add(dxa, dxb)
-        return (inputQuant?.backward(dxs) ?? dxs).toLayout(savedInputLayout)
+        return inputQuant.backward(dxs).toLayout(savedInputLayout)
     }
 
     /// A stride-2 unit's input, read by both branches' first convolutions. A stride-1 unit splits its input
     /// and `branch2.0` alone reads the second half: no site.
     public var activationSites: [ActivationSite] {
-        stride == 2 ? [ActivationSite(slot: "input_quant", consumers: ["branch1.0", "branch2.0"])] : []
+        stride == 2 ? [ActivationSite(slot: inputQuant.name, consumers: ["branch1.0", "branch2.0"])] : []
     }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        guard slot == "input_quant", stride == 2 else { throw LayerTreeError.noLayer(path: slot) }
-        inputQuant = layer
+        guard stride == 2 else { throw LayerTreeError.noLayer(path: slot) }
+        try inputQuant.install(layer, at: slot)
     }
 }
 

@@ -16,9 +16,9 @@ import Tensors
 public final class Fire: Layer, ActivationSharing {
     public internal(set) var squeeze: Layer
     public internal(set) var squeezeActivation: Layer = ReLU()
-    /// MQBench's shared fake-quantizer of h (`shareActivationQuantizers`), read by both expands; nil (every
+    /// MQBench's shared fake-quantizer of h (`shareActivationQuantizers`), read by both expands; empty (every
     /// other case) gives each expand h as it is.
-    public internal(set) var squeezeActivationQuant: Layer?
+    public let squeezeActivationQuant = ActivationSlot("squeeze_activation_quant")
     public internal(set) var expand1x1: Layer
     public internal(set) var expand1x1Activation: Layer = ReLU()
     public internal(set) var expand3x3: Layer
@@ -49,9 +49,7 @@ public final class Fire: Layer, ActivationSharing {
 
     public var children: [Child] {
         var list = [child("squeeze", \.squeeze), child("squeeze_activation", \.squeezeActivation)]
-        if let squeezeActivationQuant {
-            list.append(Child("squeeze_activation_quant", squeezeActivationQuant) { self.squeezeActivationQuant = $0 })
-        }
+        list += squeezeActivationQuant.children
         return list + [child("expand1x1", \.expand1x1), child("expand1x1_activation", \.expand1x1Activation),
                        child("expand3x3", \.expand3x3), child("expand3x3_activation", \.expand3x3Activation)]
     }
@@ -59,7 +57,7 @@ public final class Fire: Layer, ActivationSharing {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         savedInputLayout = x.layout
         let r = squeezeActivation.forward(squeeze.forward(x, mode: mode), mode: mode)
-        let h = squeezeActivationQuant?.forward(r, mode: mode) ?? r
+        let h = squeezeActivationQuant.forward(r, mode: mode)
         let a = expand1x1Activation.forward(expand1x1.forward(h, mode: mode), mode: mode)
         let b = expand3x3Activation.forward(expand3x3.forward(h, mode: mode), mode: mode)
         return concatenateChannels([a, b])
@@ -69,18 +67,17 @@ public final class Fire: Layer, ActivationSharing {
         let parts = splitChannels(dy, sizes: [expand1x1Channels, expand3x3Channels])
         let dh = expand1x1.backward(expand1x1Activation.backward(parts[0]))
         addInPlace(dh, expand3x3.backward(expand3x3Activation.backward(parts[1])))
-        let dr = squeezeActivationQuant?.backward(dh) ?? dh
+        let dr = squeezeActivationQuant.backward(dh)
         return squeeze.backward(squeezeActivation.backward(dr)).toLayout(savedInputLayout)
     }
 
     /// h, read by both expands.
     public var activationSites: [ActivationSite] {
-        [ActivationSite(slot: "squeeze_activation_quant", consumers: ["expand1x1", "expand3x3"])]
+        [ActivationSite(slot: squeezeActivationQuant.name, consumers: ["expand1x1", "expand3x3"])]
     }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        guard slot == "squeeze_activation_quant" else { throw LayerTreeError.noLayer(path: slot) }
-        squeezeActivationQuant = layer
+        try squeezeActivationQuant.install(layer, at: slot)
     }
 }
 

@@ -6,18 +6,71 @@ import Tensors
 @testable import Models
 
 // The Tiny-ImageNet models against PyTorch 1.13 / torchvision 0.14 (the authors' VGG-11-BN built from their
-// definition): Golden/imagenet_<model>.safetensors, written by scripts/make_imagenet_golden.py, holds no
-// weights. Both sides set every parameter and buffer from the same closed-form pattern (`ImageNetPattern`,
-// the script's docstring), so the files hold only the input, the key list of the PyTorch state dict, logits,
-// losses, two full gradients and per-tensor summaries (sum, L2 norm, dot with a pattern) of every gradient
-// and running statistic.
+// definition). scripts/make_imagenet_golden.py writes every golden file here; none holds weights: both sides
+// set every parameter and buffer from the same closed-form pattern (the script's docstring), so the files hold
+// only inputs, key lists, logits, losses, a few full gradients and per-tensor summaries. Two formats, each with
+// its own pattern: Golden/imagenet_<model>.safetensors (ResNet-18, MobileNetV2, VGG-11-BN; `HashPattern`,
+// tested below) and Golden/<model>_golden.safetensors (ShuffleNet-V2, SqueezeNet; `SinePattern`,
+// ShuffleSqueezeGoldenTests.swift).
 
 let imageNetGoldenHint = "regenerate with `/usr/bin/python3 scripts/make_imagenet_golden.py` (repository root)"
 
-/// The closed-form weights of scripts/make_imagenet_golden.py: for tensor number j (its position in the
-/// PyTorch `state_dict()`) and flat element i, a SplitMix64-style hash of (i, j) gives u ∈ [−1, 1) exactly;
-/// the value is computed in double and rounded once to float, by the owning layer's kind.
-enum ImageNetPattern {
+struct GoldenKeyError: Error, CustomStringConvertible { let description: String }
+
+/// One golden file of scripts/make_imagenet_golden.py and the facts in its metadata; every failure to find
+/// a tensor or a metadata entry throws with the regeneration hint.
+struct ImageNetGolden {
+    let name: String
+    let file: SafetensorsFile
+
+    /// Golden/`name`.safetensors.
+    init(file name: String) throws {
+        self.name = name
+        let url = goldenDirectory.appendingPathComponent(name + ".safetensors")
+        do { file = try SafetensorsFile.read(url) } catch {
+            throw GoldenKeyError(description: "cannot load \(url.path): \(error); \(imageNetGoldenHint)")
+        }
+    }
+
+    func tensor(_ key: String) throws -> Tensor {
+        guard let t = file.tensors[key] else { throw GoldenKeyError(description: "\(name) has no tensor '\(key)'; \(imageNetGoldenHint)") }
+        return t
+    }
+
+    func integer(_ key: String) throws -> Int {
+        guard let v = file.metadata[key].flatMap(Int.init) else {
+            throw GoldenKeyError(description: "\(name) metadata has no integer '\(key)'; \(imageNetGoldenHint)")
+        }
+        return v
+    }
+
+    /// A JSON list of strings from the metadata (the sine format's `keys`, `modules`, `parameters`, `buffers`).
+    func list(_ key: String) throws -> [String] { try json(key, as: [String].self) }
+
+    /// The hash format's `state_dict` metadata: PyTorch's state-dict keys in `state_dict()` order.
+    func stateDictKeys() throws -> [GoldenKey] {
+        try json("state_dict", as: [[Any]].self).map { GoldenKey(name: $0[0] as! String, shape: $0[1] as! [Int], kind: $0[2] as! String) }
+    }
+
+    private func json<T>(_ key: String, as: T.Type) throws -> T {
+        guard let text = file.metadata[key], let value = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? T else {
+            throw GoldenKeyError(description: "\(name) metadata has no JSON '\(key)' of type \(T.self); \(imageNetGoldenHint)")
+        }
+        return value
+    }
+}
+
+/// One entry of the PyTorch state dict: name, shape and kind ("param", "buffer", "int64").
+struct GoldenKey: Equatable {
+    let name: String
+    let shape: [Int]
+    let kind: String
+}
+
+/// The hash format's closed-form weights (scripts/make_imagenet_golden.py `hash_pattern`): for tensor number j
+/// (its position in the PyTorch `state_dict()`) and flat element i, a SplitMix64-style hash of (i, j) gives
+/// u ∈ [−1, 1) exactly; the value is computed in double and rounded once to float, by the owning layer's kind.
+enum HashPattern {
     static func u(count: Int, _ j: Int) -> [Double] {
         let c = UInt64(j + 1) &* 0xD1B5_4A32_D192_ED03
         return (0..<count).map { i in
@@ -72,45 +125,6 @@ enum ImageNetPattern {
     }
 }
 
-/// One entry of the PyTorch state dict: name, shape and kind ("param", "buffer", "int64").
-struct GoldenKey: Equatable {
-    let name: String
-    let shape: [Int]
-    let kind: String
-}
-
-struct GoldenKeyError: Error, CustomStringConvertible { let description: String }
-
-/// A model's golden file and the facts in its metadata.
-struct ImageNetGolden {
-    let file: SafetensorsFile
-    let keys: [GoldenKey]
-
-    init(_ model: String) throws {
-        let url = goldenDirectory.appendingPathComponent("imagenet_\(model).safetensors")
-        do { file = try SafetensorsFile.read(url) } catch {
-            throw GoldenKeyError(description: "cannot load \(url.path): \(error); \(imageNetGoldenHint)")
-        }
-        guard let text = file.metadata["state_dict"],
-              let list = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[Any]] else {
-            throw GoldenKeyError(description: "\(url.lastPathComponent) has no state_dict key list; \(imageNetGoldenHint)")
-        }
-        keys = list.map { GoldenKey(name: $0[0] as! String, shape: $0[1] as! [Int], kind: $0[2] as! String) }
-    }
-
-    func tensor(_ key: String) throws -> Tensor {
-        guard let t = file.tensors[key] else { throw GoldenKeyError(description: "golden has no '\(key)'; \(imageNetGoldenHint)") }
-        return t
-    }
-
-    func integer(_ key: String) throws -> Int {
-        guard let v = file.metadata[key].flatMap(Int.init) else {
-            throw GoldenKeyError(description: "golden metadata has no '\(key)'; \(imageNetGoldenHint)")
-        }
-        return v
-    }
-}
-
 @Suite("Tiny-ImageNet models against torchvision")
 struct ImageNetGoldenTests {
     static let models = ["resnet18", "mobilenetv2", "vgg11_bn"]
@@ -120,11 +134,11 @@ struct ImageNetGoldenTests {
     /// `num_batches_tracked` (int64, 0-d in PyTorch) is the model's integer buffer.
     @Test(arguments: models)
     func stateDictKeysEqualPyTorch(name: String) throws {
-        let golden = try ImageNetGolden(name)
+        let golden = try ImageNetGolden(file: "imagenet_\(name)"), keys = try golden.stateDictKeys()
         let model = try ModelZoo.make(name, classes: 200, seed: 1)
         let ours = model.namedTensors()
-        #expect(Set(ours.map(\.name)) == Set(golden.keys.map(\.name)), "\(imageNetGoldenHint)")
-        let expectedOrder = golden.keys.filter { $0.kind == "param" } + golden.keys.filter { $0.kind != "param" }
+        #expect(Set(ours.map(\.name)) == Set(keys.map(\.name)), "\(imageNetGoldenHint)")
+        let expectedOrder = keys.filter { $0.kind == "param" } + keys.filter { $0.kind != "param" }
         #expect(ours.map(\.name) == expectedOrder.map(\.name))
         for (o, e) in zip(ours, expectedOrder) where o.name == e.name {
             let scalar = e.kind == "int64" && o.tensor.count == 1 && e.shape.isEmpty
@@ -148,11 +162,11 @@ struct ImageNetGoldenTests {
     /// MobileNetV2's differs from PyTorch's by up to 3.5e-4 where its largest entry is ~20); per-tensor sums, dots and norms within 1e-3·‖v‖₂ + 1e-6·max‖v‖₂.
     @Test(arguments: models)
     func forwardBackwardMatchPyTorch(name: String) throws {
-        let golden = try ImageNetGolden(name)
+        let golden = try ImageNetGolden(file: "imagenet_\(name)"), keys = try golden.stateDictKeys()
         let model = try ModelZoo.make(name, classes: 200, seed: 1)
-        try model.load(stateDict: try ImageNetPattern.stateDict(for: model, keys: golden.keys), strict: true)
+        try model.load(stateDict: try HashPattern.stateDict(for: model, keys: keys), strict: true)
         let x = try golden.tensor("input")
-        #expect(x.shape.count == 4 && x.plainArray == ImageNetPattern.tensor(x.shape, 1_000_000).array, "the input is the pattern")
+        #expect(x.shape.count == 4 && x.plainArray == HashPattern.tensor(x.shape, 1_000_000).array, "the input is the pattern")
         let labels = try golden.tensor("labels").array.map { Int($0) }
         let ce = CrossEntropyLoss()
 
@@ -186,12 +200,12 @@ struct ImageNetGoldenTests {
             expectClose(p.grad, expected, atol: atol, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
         }
         // Summaries in PyTorch's named_parameters() / named_buffers() order.
-        let paramOrder = golden.keys.filter { $0.kind == "param" }.map(\.name)
-        let bufferOrder = golden.keys.filter { $0.kind == "buffer" }.map(\.name)
+        let paramOrder = keys.filter { $0.kind == "param" }.map(\.name)
+        let bufferOrder = keys.filter { $0.kind == "buffer" }.map(\.name)
         let buffers = Dictionary(uniqueKeysWithValues: model.buffers().map { ($0.name, $0.buffer) })
-        try compareSummaries(ImageNetPattern.summaries(try paramOrder.map { try #require(byName[$0]).grad }, base: 2_000_000),
+        try compareSummaries(HashPattern.summaries(try paramOrder.map { try #require(byName[$0]).grad }, base: 2_000_000),
                              golden, prefix: "grad", names: paramOrder, model: name)
-        try compareSummaries(ImageNetPattern.summaries(try bufferOrder.map { try #require(buffers[$0]).value }, base: 3_000_000),
+        try compareSummaries(HashPattern.summaries(try bufferOrder.map { try #require(buffers[$0]).value }, base: 3_000_000),
                              golden, prefix: "buffer", names: bufferOrder, model: name)
     }
 

@@ -6,67 +6,40 @@ import Tensors
 @testable import Models
 
 // ShuffleNet-V2 ×0.5 and SqueezeNet 1.0 (10 classes, two 64×64 images) against torchvision 0.14 (the
-// torchvision 0.11 definitions the authors used are the same). Golden/<model>_golden.safetensors is
-// written by scripts/make_shufflenet_squeezenet_golden.py, whose docstring defines the closed-form weight pattern
-// (`imageNetGoldenPattern` below computes the same) and lists the stored tensors. No weights are stored.
+// torchvision 0.11 definitions the authors used are the same): the sine format of scripts/make_imagenet_golden.py,
+// Golden/<model>_golden.safetensors (`ImageNetGolden`, ImageNetGoldenTests.swift, reads it), whose docstring
+// defines the closed-form weight pattern (`SinePattern` below computes the same) and lists the stored tensors.
 
-let shuffleSqueezeGoldenHint = "regenerate with `/usr/bin/python3 scripts/make_shufflenet_squeezenet_golden.py` (repository root)"
-
-struct ShuffleSqueezeGolden {
-    let file: SafetensorsFile
-
-    init(_ model: String) throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Golden").appendingPathComponent(model + "_golden.safetensors")
-        do { file = try SafetensorsFile.read(url) } catch {
-            throw ResNetGoldenError(description: "cannot load golden file \(url.path): \(error); \(shuffleSqueezeGoldenHint)")
-        }
+/// The sine format's closed-form weights (scripts/make_imagenet_golden.py `sine_pattern`, `set_sine_pattern`).
+enum SinePattern {
+    /// Element i of state tensor number t (its position among the sorted state-dict keys) before scaling:
+    /// sin(0.1·((i² + 7919·i + 104729·t) mod 65521) + 0.3), in double precision.
+    static func u(_ n: Int, _ t: Int) -> [Double] {
+        (0..<n).map { i in sin(0.1 * Double((i * i + 7919 * i + 104729 * t) % 65521) + 0.3) }
     }
 
-    func tensor(_ key: String) throws -> Tensor {
-        guard let t = file.tensors[key] else {
-            throw ResNetGoldenError(description: "golden file has no tensor '\(key)'; \(shuffleSqueezeGoldenHint)")
-        }
-        return t
-    }
-
-    /// A JSON list of strings from the metadata.
-    func list(_ key: String) throws -> [String] {
-        guard let text = file.metadata[key], let list = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String] else {
-            throw ResNetGoldenError(description: "golden file has no metadata list '\(key)'; \(shuffleSqueezeGoldenHint)")
-        }
-        return list
-    }
-}
-
-/// Element i of state tensor number t (its position among the sorted state-dict keys) before scaling:
-/// sin(0.1·((i² + 7919·i + 104729·t) mod 65521) + 0.3), in double precision (make_shufflenet_squeezenet_golden.py `pattern`).
-func imageNetGoldenPattern(_ n: Int, _ t: Int) -> [Double] {
-    (0..<n).map { i in sin(0.1 * Double((i * i + 7919 * i + 104729 * t) % 65521) + 0.3) }
-}
-
-/// Sets every parameter and buffer of `model` as make_shufflenet_squeezenet_golden.py `set_pattern` does: conv/linear
-/// weights u·√(2g/fan_in), other biases 0.1u; BN weight 1 + 0.2u, bias 0.1u, running_mean 0.1u,
-/// running_var 1 + 0.5u, num_batches_tracked 0.
-func setImageNetGoldenPattern(_ model: any Model, gain: Double) {
-    let entries = model.namedTensors()
-    let order = entries.map(\.name).sorted()
-    for e in entries {
-        let path = e.name.split(separator: ".").dropLast().joined(separator: ".")
-        let field = String(e.name.split(separator: ".").last!)
-        if field == "num_batches_tracked" { e.tensor.fill(0); continue }
-        let u = imageNetGoldenPattern(e.tensor.count, order.firstIndex(of: e.name)!)
-        let isBN = model.layer(at: path) is BatchNorm2d
-        let fanIn = Double(e.tensor.count / e.tensor.shape[0])
-        let values: [Float] = u.map { u in
-            switch (isBN, field) {
-            case (true, "weight"): return Float(1 + 0.2 * u)
-            case (true, "running_var"): return Float(1 + 0.5 * u)
-            case (false, "weight"): return Float(u * (2 * gain / fanIn).squareRoot())
-            default: return Float(0.1 * u)
+    /// Sets every parameter and buffer of `model`: conv/linear weights u·√(2g/fan_in), other biases 0.1u;
+    /// BN weight 1 + 0.2u, bias 0.1u, running_mean 0.1u, running_var 1 + 0.5u, num_batches_tracked 0.
+    static func set(_ model: any Model, gain: Double) {
+        let entries = model.namedTensors()
+        let order = entries.map(\.name).sorted()
+        for e in entries {
+            let path = e.name.split(separator: ".").dropLast().joined(separator: ".")
+            let field = String(e.name.split(separator: ".").last!)
+            if field == "num_batches_tracked" { e.tensor.fill(0); continue }
+            let u = u(e.tensor.count, order.firstIndex(of: e.name)!)
+            let isBN = model.layer(at: path) is BatchNorm2d
+            let fanIn = Double(e.tensor.count / e.tensor.shape[0])
+            let values: [Float] = u.map { u in
+                switch (isBN, field) {
+                case (true, "weight"): return Float(1 + 0.2 * u)
+                case (true, "running_var"): return Float(1 + 0.5 * u)
+                case (false, "weight"): return Float(u * (2 * gain / fanIn).squareRoot())
+                default: return Float(0.1 * u)
+                }
             }
+            e.tensor.copyElements(from: Tensor(shape: e.tensor.shape, values: values).toLayout(e.tensor.layout))
         }
-        e.tensor.copyElements(from: Tensor(shape: e.tensor.shape, values: values).toLayout(e.tensor.layout))
     }
 }
 
@@ -92,7 +65,7 @@ struct ImageNetModelGoldenTests {
     /// torchvision module path is a path of our tree.
     @Test(arguments: cases.map(\.0))
     func stateDictKeysAndModulePathsMatchTorchvision(_ name: String) throws {
-        let g = try ShuffleSqueezeGolden(name)
+        let g = try ImageNetGolden(file: name + "_golden")
         let model = try ModelZoo.make(name, classes: 10, seed: 0)
         let ours = model.namedTensors().map(\.name)
         let theirs = try g.list("keys")
@@ -102,7 +75,7 @@ struct ImageNetModelGoldenTests {
         let paths = Set(model.modules().map(\.path))
         let missing = try g.list("modules").filter { !paths.contains($0) }
         #expect(missing.isEmpty, "torchvision modules missing from our tree: \(missing)")
-        #expect(model.parameterCount == Int(g.file.metadata["parameter_count"] ?? ""))
+        #expect(model.parameterCount == (try g.integer("parameter_count")))
     }
 
     /// Eval-mode logits and loss; train-mode logits, loss, gradients and running statistics.
@@ -117,9 +90,9 @@ struct ImageNetModelGoldenTests {
     /// that are rounding noise (~1e-7) in both engines: the atol covers them.
     @Test(arguments: cases)
     func forwardBackwardMatchTorchvision(_ name: String, _ gain: Double) throws {
-        let g = try ShuffleSqueezeGolden(name)
+        let g = try ImageNetGolden(file: name + "_golden")
         let model = try ModelZoo.make(name, classes: 10, seed: 0)
-        setImageNetGoldenPattern(model, gain: gain)
+        SinePattern.set(model, gain: gain)
         if let mask = g.file.tensors["dropout_mask"] {
             #expect(model.layer(at: "classifier.0") is Dropout)
             try model.replaceLayer(at: "classifier.0", with: FixedMask(mask))
@@ -128,12 +101,12 @@ struct ImageNetModelGoldenTests {
         let loss = CrossEntropyLoss()
 
         let logitsEval = model.forward(x, mode: .eval)
-        expectClose(logitsEval, try g.tensor("logits_eval"), atol: 1e-4, rtol: 1e-4, "\(name) eval logits", hint: shuffleSqueezeGoldenHint)
+        expectClose(logitsEval, try g.tensor("logits_eval"), atol: 1e-4, rtol: 1e-4, "\(name) eval logits", hint: imageNetGoldenHint)
         let lossEval = loss(logitsEval, labels: labels).loss
         expectClose(lossEval, Double(try g.tensor("loss_eval")[0]), atol: 1e-5, rtol: 1e-5, "\(name) eval loss")
 
         let logits = model.forward(x, mode: .train)
-        expectClose(logits, try g.tensor("logits"), atol: 1e-4, rtol: 1e-4, "\(name) logits", hint: shuffleSqueezeGoldenHint)
+        expectClose(logits, try g.tensor("logits"), atol: 1e-4, rtol: 1e-4, "\(name) logits", hint: imageNetGoldenHint)
         let (l, dLogits) = loss(logits, labels: labels)
         expectClose(l, Double(try g.tensor("loss")[0]), atol: 1e-5, rtol: 1e-5, "\(name) loss")
         model.zeroGrad()
@@ -147,14 +120,14 @@ struct ImageNetModelGoldenTests {
             guard let grad = parameters[p]?.grad.plainArray else { Issue.record("no parameter \(p)"); continue }
             let sum = grad.reduce(0.0) { $0 + Double($1) }, norm = grad.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
             let slack = 1e-5 + 1e-4 * Double(grad.count).squareRoot() * Double(norms[i])
-            expectClose(sum, Double(sums[i]), atol: slack, rtol: 0, "\(name) grad sum \(p)", hint: shuffleSqueezeGoldenHint)
-            expectClose(norm, Double(norms[i]), atol: slack, rtol: 1e-3, "\(name) grad norm \(p)", hint: shuffleSqueezeGoldenHint)
+            expectClose(sum, Double(sums[i]), atol: slack, rtol: 0, "\(name) grad sum \(p)", hint: imageNetGoldenHint)
+            expectClose(norm, Double(norms[i]), atol: slack, rtol: 1e-3, "\(name) grad norm \(p)", hint: imageNetGoldenHint)
         }
         for key in g.file.tensors.keys where key.hasPrefix("grad.") {
             let p = String(key.dropFirst(5)), expected = try g.tensor(key)
             guard let grad = parameters[p]?.grad else { Issue.record("no parameter \(p)"); continue }
             let scale = expected.array.map(abs).max() ?? 0
-            expectClose(grad, expected, atol: 3e-4 * scale, rtol: 1e-3, "\(name) \(key)", hint: shuffleSqueezeGoldenHint)
+            expectClose(grad, expected, atol: 3e-4 * scale, rtol: 1e-3, "\(name) \(key)", hint: imageNetGoldenHint)
         }
 
         let buffers = Dictionary(uniqueKeysWithValues: model.buffers().map { ($0.name, $0.buffer) })

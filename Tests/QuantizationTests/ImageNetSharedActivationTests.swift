@@ -72,6 +72,26 @@ import TestSupport
         #expect(fpEdges.layer(at: "features.0") is Conv2d && fpEdges.layer(at: "classifier.1") is QuantizedLayer)
     }
 
+    /// A slot takes a layer only under its own name and only in a block with a site; once filled it is the
+    /// replaceable child of that name, in front of the block's other children.
+    @Test func slotInstallation() throws {
+        var rng = RNG(seed: 3)
+        let fire = Fire(inputChannels: 4, squeeze: 3, expand1x1: 2, expand3x3: 2, rng: &rng)
+        let plain = InvertedResidual(inputChannels: 4, outputChannels: 8, stride: 2, expansion: 2, rng: &rng)
+        let unit = ShuffleUnit(inputChannels: 8, outputChannels: 8, stride: 1, rng: &rng)
+        #expect(throws: LayerTreeError.noLayer(path: "input_quant")) { try fire.installActivationQuantizer(ReLU(), at: "input_quant") }
+        #expect(throws: LayerTreeError.noLayer(path: "input_quant")) { try plain.installActivationQuantizer(ReLU(), at: "input_quant") }
+        #expect(throws: LayerTreeError.noLayer(path: "input_quant")) { try unit.installActivationQuantizer(ReLU(), at: "input_quant") }
+        #expect(fire.squeezeActivationQuant.layer == nil && plain.inputQuant.layer == nil && unit.inputQuant.layer == nil)
+        #expect(!fire.children.map(\.name).contains("squeeze_activation_quant"))
+        try fire.installActivationQuantizer(ReLU(), at: "squeeze_activation_quant")
+        #expect(fire.children.map(\.name) == ["squeeze", "squeeze_activation", "squeeze_activation_quant", "expand1x1",
+                                              "expand1x1_activation", "expand3x3", "expand3x3_activation"])
+        let replacement = ReLU()
+        try fire.replaceLayer(at: "squeeze_activation_quant", with: replacement)
+        #expect(fire.squeezeActivationQuant.layer === replacement)
+    }
+
     /// Each block with a site, its consumers quantized and the shared quantizer installed, passes a
     /// finite-difference check: DoReFa's "32-bit" form is smooth (tanh, max-normalisation, rounding at 2⁻³¹),
     /// so the check covers the wiring of the summed gradient through the one quantizer.

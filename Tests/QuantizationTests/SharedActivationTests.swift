@@ -58,7 +58,7 @@ import TestSupport
         let input = Tensor(shape: [4, 16, 16, 16])
         for i in 0..<input.count { input[i] = abs(h[i % h.count]) * 3 }
         let y = block.forward(input, mode: .eval)
-        let xq = try #require(block.inputQuant).forward(input, mode: .eval)
+        let xq = try #require(block.inputQuant.layer).forward(input, mode: .eval)
         var t = block.conv1.forward(xq, mode: .eval)
         t = block.bn1.forward(t, mode: .eval)
         t = block.relu1.forward(t, mode: .eval)
