@@ -4,7 +4,9 @@
 For each model and image size: the same step on both sides, on a synthetic batch of the paper's batch size
 (reference-implementation.md section 5.3: ResNet-18, MobileNet-V2, ShuffleNet-V2 and SqueezeNet 64, VGG-11 32),
 200 classes: forward in train mode, mean cross-entropy, backward, SGD (lr 0.01, momentum 0.9, weight decay
-1e-4) step; the median of `--steps` timed steps after `--warmup` untimed ones, `--threads` threads on both sides.
+1e-4) step; the median of `--steps` timed steps after `--warmup` untimed ones, `--threads` threads on both sides
+(`--steps 64=20,224=5`: 20 steps at 64x64, whose steps last a fraction of a second, 5 at 224x224; a bare number
+applies to every size).
 PyTorch runs torchvision's resnet18, mobilenet_v2, shufflenet_v2_x0_5 and squeezenet1_0 and the authors'
 vgg11_bn (scripts/make_imagenet_golden.py, pool3 removed) in float32 (its convolutions through its bundled
 oneDNN). Ours is `sqakd bench --json`. Run it on a quiet machine.
@@ -84,11 +86,20 @@ def main():
     ap.add_argument("--sizes", nargs="+", type=int, default=[64, 224])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", default="64=20,224=5", help="timed steps: N, or SIZE=N,SIZE=N (default %(default)s)")
     ap.add_argument("--sqakd", default=".build/release/sqakd", help="path to the sqakd binary")
     ap.add_argument("--readme", help="write the table between the imagenet-speed markers of this file")
     ap.add_argument("--json", help="also write the measurements here")
     args = ap.parse_args()
+    try:
+        if "=" in args.steps:
+            steps = {int(k): int(v) for k, v in (item.split("=") for item in args.steps.split(","))}
+        else:
+            steps = {size: int(args.steps) for size in args.sizes}
+    except ValueError:
+        sys.exit(f"error: --steps {args.steps!r}: expected N or SIZE=N,SIZE=N")
+    if missing := [s for s in args.sizes if s not in steps]:
+        sys.exit(f"error: --steps {args.steps!r} gives no step count for size {missing[0]}")
     if not os.path.exists(args.sqakd):
         sys.exit(f"error: {args.sqakd} not found; run `make build` (or `swift build -c release`) first")
 
@@ -96,15 +107,16 @@ def main():
     for size in args.sizes:
         for name in args.models:
             _, batch, target = MODELS[name]
-            pt = pytorch_train_ips(name, size, args.threads, args.warmup, args.steps)
-            ours = ours_train_ips(args.sqakd, name, size, args.threads, args.warmup, args.steps)
+            pt = pytorch_train_ips(name, size, args.threads, args.warmup, steps[size])
+            ours = ours_train_ips(args.sqakd, name, size, args.threads, args.warmup, steps[size])
             rows.append({"model": name, "size": size, "batch": batch, "pytorch": pt, "ours": ours, "ratio": ours / pt,
                          "target": target})
             print(f"{name:20s} {size:3d}x{size:<3d} batch {batch:3d}: PyTorch {pt:7.1f} img/s, SQAKDBench {ours:7.1f} img/s, "
                   f"{ours / pt:.2f}x (aim {target}x)", flush=True)
 
+    step_text = ", ".join(f"{steps[s]} steps at {s}×{s}" for s in args.sizes)
     table = [f"Training step, {args.threads} threads, {cpu_name()}, torch {torch.__version__}, torchvision "
-             f"{torchvision.__version__}; median of {args.steps} steps after {args.warmup} (`scripts/bench_imagenet_vs_torchvision.py`).",
+             f"{torchvision.__version__}; median of {step_text} after {args.warmup} untimed (`scripts/bench_imagenet_vs_torchvision.py`).",
              "", "| model | image | batch | PyTorch img/s | SQAKDBench img/s | ratio | aim |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['model']} | {r['size']}×{r['size']} | {r['batch']} | {r['pytorch']:.1f} | {r['ours']:.1f} | "

@@ -120,6 +120,38 @@ public struct Report {
         return c
     }
 
+    /// For a method-comparison suite (Table 7), one line per (model, quantizer, bits): where SQAKD ranks among
+    /// the methods with runs by mean best test top-1 (the quantizer alone included), and the paper's rank
+    /// over the same methods when it gives them all; then which methods beat the quantizer alone.
+    public static func methodRanking(_ r: SuiteResults) -> [String] {
+        guard r.isMethodComparison else { return [] }
+        var lines: [String] = []
+        for g in r.cellGroupsInGrid {
+            let runs = r.suite.methods.compactMap { m -> (method: Method, cell: CellKey, best: Double)? in
+                let k = g.column.cell(model: g.model, bits: g.bits, method: m)
+                return r.cells[k].map { (m, k, $0.best.mean) }
+            }
+            guard runs.count >= 2 else { continue }
+            let ranked = runs.sorted { $0.best > $1.best }
+            var line = "\(g.model) \(g.column) W\(g.bits)A\(g.bits), methods by best top-1: "
+                + ranked.map { "\(Tables.methodName($0.method, g.column)) \(String(format: "%.2f", $0.best))" }.joined(separator: " > ")
+            if let i = ranked.firstIndex(where: { $0.method == .sqakd }) {
+                line += "; SQAKD ranks \(i + 1) of \(ranked.count)"
+                let paper = runs.compactMap { run in r.paper(run.cell).map { (run.method, $0) } }
+                if paper.count == runs.count, let p = paper.sorted(by: { $0.1 > $1.1 }).firstIndex(where: { $0.0 == .sqakd }) {
+                    line += " (the paper's rank over the same methods: \(p + 1))"
+                }
+            }
+            let diffs = runs.compactMap { run in r.methodDifference(run.cell).map { (run.method, $0) } }
+            let above = diffs.filter { $0.1.delta > 0 }
+            let significant = above.filter { $0.1.significant == true }.map { $0.0.title }
+            line += "; above \(g.column) alone: \(above.count) of \(diffs.count)"
+                + (significant.isEmpty ? " (none significantly)" : " (significantly: \(significant.joined(separator: ", ")))")
+            lines.append(line)
+        }
+        return lines
+    }
+
     /// The root REPORT.md: every suite with results (budget, tables, plots, what was not run) and a
     /// paper-vs-ours summary; suites without results are listed with the reason.
     public static func document(_ all: [SuiteResults], labelled: [String: [SuiteResults]] = [:], reportDirectory: URL, resultsRoot: URL,
@@ -140,6 +172,7 @@ public struct Report {
             out += "- **\(r.suite.name)** (budget \(budgetText)): our runs "
                 + claim.verdict + ".\n"
             for l in claim.lines { out += "  - \(l)\n" }
+            for l in methodRanking(r) { out += "  - \(l).\n" }
             let flags = r.flags
             if !flags.isEmpty { out += "  - \(flags.count) flag(s) on these cells (listed under the suite's table): read their Δ with care.\n" }
             for lr in labelled[r.suite.name] ?? [] {

@@ -110,10 +110,12 @@ import Training
         #expect(ReportPlots.files(loaded).contains { $0.name == "methods-delta.png" })
         let chart = ReportPlots.methodsChart(loaded)
         #expect(chart.bars.map(\.label) == ["SQAKD", "AT"] && chart.bars.map(\.value) == [2, -1])
+        #expect(Report.methodRanking(loaded) == ["resnet20 ewgs W2A2, methods by best top-1: SQAKD 82.25 > ewgs alone 80.25 > AT 79.25; "
+                                                 + "SQAKD ranks 1 of 3; above ewgs alone: 1 of 2 (significantly: SQAKD)"])
 
         let t4 = try SuiteResults.load(suite: try Suite.load(repoRoot.appendingPathComponent("suites/table4-cifar10.yaml")),
                                        resultsRoot: results, budget: "smoke")
         #expect(!t4.isMethodComparison && !ReportPlots.files(t4).contains { $0.name == "methods-delta.png" })
-        #expect(!Tables.markdown(t4).contains("Distillation methods"))
+        #expect(!Tables.markdown(t4).contains("Distillation methods") && Report.methodRanking(t4).isEmpty)
     }
 }
