@@ -45,12 +45,12 @@ bench: build
 	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
 
 # Step time of every distillation method relative to EWGS alone, ours vs the authors' PyTorch code (issue 11;
-# about 10 minutes on 2 cores, quiet machine).
+# about 15 minutes on 2 cores, quiet machine; 20 steps, as PyTorch's step drifts by ±70 ms).
 bench-methods: build
-	/usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --sqakd .build/release/sqakd --json .build/methods-bench.json
+	/usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --steps 20 --sqakd .build/release/sqakd --json .build/methods-bench.json
 
-# The five Tiny-ImageNet models vs torchvision, 64x64 and 224x224, the paper's batch sizes (about 20 minutes on
-# 2 cores; quiet machine); rewrites the table in README.md.
+# The five Tiny-ImageNet models vs torchvision, 64x64 and 224x224, the paper's batch sizes, 3 alternating rounds
+# at 64x64 (about 35 minutes on 2 cores; quiet machine); rewrites the table in README.md.
 bench-imagenet: build
 	/usr/bin/python3 scripts/bench_imagenet_vs_torchvision.py --threads 2 --readme README.md
 
