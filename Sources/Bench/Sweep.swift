@@ -182,8 +182,9 @@ public final class Sweep {
                 let cost = costs.removeValue(forKey: r.id) ?? 0
                 let record = try? r.runDirectory.readRecord()
                 let finished = record.map { $0.status == "finished" && $0.epochs.count >= r.config.epochs } ?? false
-                if !finished, end.exitStatus == RunLock.busyExitStatus || RunLock.isHeld(r.runDirectory) {
-                    // Another process took the run's lock first: it trains the run; this sweep waits for it.
+                if end.exitStatus == RunLock.busyExitStatus || (!finished && RunLock.isHeld(r.runDirectory)) {
+                    // Another process took the run's lock first: it trains the run; this sweep waits for it (and
+                    // reads it as done elsewhere if that process has already finished it).
                     scheduler.movedElsewhere(r.id)
                     eta.ended(cost, seconds: 0, finished: false)
                     sayElsewhere(r)
