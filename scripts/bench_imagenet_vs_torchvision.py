@@ -19,7 +19,6 @@ With --readme the table replaces the one between the `imagenet-speed` markers of
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_imagenet_golden import vgg11_bn  # noqa: E402  (the authors' VGG-11-BN)
-from torch_timing import median_step_seconds  # noqa: E402
+from torch_timing import cpu_name, median_step_seconds  # noqa: E402
 
 CLASSES = 200
 # model: (PyTorch builder, the paper's batch size, the speed-up the project aims at)
@@ -85,17 +84,6 @@ def per_size(flag, text, sizes):
     if any(n < 1 for n in counts.values()):
         sys.exit(f"error: {flag} {text!r}: counts must be at least 1")
     return counts
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():

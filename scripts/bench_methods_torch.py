@@ -64,7 +64,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -80,7 +79,7 @@ from make_kd_golden import (  # noqa: E402
     Similarity, Translator, VIDLoss, st_pair)
 from reference_models import make  # noqa: E402
 from reference_quant import initialize_quantizers, quantize_resnet, split_parameters  # noqa: E402
-from torch_timing import median_step_seconds  # noqa: E402
+from torch_timing import cpu_name, median_step_seconds  # noqa: E402
 
 METHODS = ["none", "sqakd", "kd", "at", "nst", "sp", "rkd", "fitnet", "cc", "vid", "fsp", "ft", "crd", "cktf"]
 # (γ, α, β) of γ·CE + α·KL_T + β·L_kd (run_cifar10_resnet20_EWGS+KDs.sh, reference §5.2; kd: `sqakd bench`'s).
@@ -270,17 +269,6 @@ def ours_ms(binary, method, args):
                           "--distill", method, "--threads", str(args.threads), "--warmup", str(args.warmup),
                           "--steps", str(args.steps), "--json"], check=True, capture_output=True, text=True).stdout
     return float(np.median(json.loads(out.strip().splitlines()[-1])["trainStepMilliseconds"]))
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def table(rows, args):
