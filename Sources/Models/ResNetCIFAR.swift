@@ -1,20 +1,23 @@
 import NN
 import Tensors
 
-/// The residual block of the CIFAR ResNet (reference §3.1, `blocks_resnet.py` `BasicBlock`):
+/// The residual block of both ResNets: the CIFAR one (reference §3.1, `blocks_resnet.py` `BasicBlock`) and
+/// torchvision's ImageNet ResNet-18 (`BasicBlock.torchvision`, in ResNetImageNet.swift):
 ///
 ///     z   = bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x)
 ///     out = relu2(z)
 ///
 /// conv1: 3×3, stride s, pad 1, no bias, C_in → C_out; conv2: 3×3, stride 1, pad 1, no bias.
-/// Shortcut: option A (`x[:, :, ::2, ::2]` zero-padded by C_out/4 channels on each side, no parameters)
-/// when s ≠ 1 or C_in ≠ C_out, identity otherwise.
+/// Shortcut when s ≠ 1 or C_in ≠ C_out, identity otherwise: the CIFAR block's option A
+/// (`x[:, :, ::2, ::2]` zero-padded by C_out/4 channels on each side, no parameters, child `shortcut`), or
+/// ResNet-18's option B (child `downsample`).
 /// Shapes: x [N, C_in, H, W] → out [N, C_out, (H−1)/s+1, (W−1)/s+1].
 ///
 /// Backward is forward reversed: dz = relu2'(dy); dx = main-path backward(dz) + shortcut backward(dz).
 ///
-/// Children (every slot replaceable): `conv1`, `bn1`, `relu1`, `conv2`, `bn2`, `shortcut` (option A only),
-/// `relu2`; state names `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` (reference keys).
+/// Children (every slot replaceable): `input_quant` (once MQBench's placement fills it), `conv1`, `bn1`,
+/// `relu1`, `conv2`, `bn2`, the shortcut under `shortcutName` (when not the identity), `relu2`; state
+/// names `conv1.*`, `bn1.*`, `conv2.*`, `bn2.*` (reference keys) and the shortcut's.
 public final class BasicBlock: Layer, ActivationSharing {
     /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
     /// the shortcut and the identity; empty (every other case) reads the input as it is.
@@ -26,37 +29,53 @@ public final class BasicBlock: Layer, ActivationSharing {
     public internal(set) var bn2: Layer
     /// nil: identity shortcut.
     public internal(set) var shortcut: Layer?
+    /// The shortcut's child name: `shortcut` (CIFAR) or `downsample` (torchvision).
+    public let shortcutName: String
+    /// Paths, relative to the shortcut, of its weight layers, which read the block input.
+    let shortcutConsumers: [String]
     public internal(set) var relu2: Layer = ReLU()
 
     public let inputChannels: Int
     public let outputChannels: Int
     public let stride: Int
 
-    /// Convolution weights ~ kaiming_normal_ (fan_in, gain √2); BN weight 1, bias 0.
-    public init(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout RNG) {
-        self.inputChannels = inputChannels
-        self.outputChannels = outputChannels
-        self.stride = stride
-        let c1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
-                        stride: stride, padding: 1, bias: false)
-        let c2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
-                        stride: 1, padding: 1, bias: false)
-        Initialization.kaimingNormalFanIn(c1.weight.value, rng: &rng)
-        Initialization.kaimingNormalFanIn(c2.weight.value, rng: &rng)
-        conv1 = c1
-        conv2 = c2
+    /// A block from its convolutions and shortcut (already initialised); BN weight 1, bias 0.
+    init(conv1: Conv2d, conv2: Conv2d, shortcut: Layer?, shortcutName: String, shortcutConsumers: [String]) {
+        inputChannels = conv1.inputChannels
+        outputChannels = conv1.outputChannels
+        stride = conv1.stride
+        self.conv1 = conv1
+        self.conv2 = conv2
         bn1 = BatchNorm2d(features: outputChannels)
         bn2 = BatchNorm2d(features: outputChannels)
-        shortcut = stride != 1 || inputChannels != outputChannels
+        self.shortcut = shortcut
+        self.shortcutName = shortcutName
+        self.shortcutConsumers = shortcutConsumers
+    }
+
+    /// The two 3×3 convolutions of a block, unbiased.
+    static func convolutions(inputChannels: Int, outputChannels: Int, stride: Int) -> (Conv2d, Conv2d) {
+        (Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3, stride: stride, padding: 1, bias: false),
+         Conv2d(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3, stride: 1, padding: 1, bias: false))
+    }
+
+    /// The CIFAR block: convolution weights ~ kaiming_normal_ (fan_in, gain √2), drawn conv1, conv2; option-A
+    /// shortcut.
+    public convenience init(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout RNG) {
+        let (c1, c2) = Self.convolutions(inputChannels: inputChannels, outputChannels: outputChannels, stride: stride)
+        Initialization.kaimingNormalFanIn(c1.weight.value, rng: &rng)
+        Initialization.kaimingNormalFanIn(c2.weight.value, rng: &rng)
+        let shortcut = stride != 1 || inputChannels != outputChannels
             ? OptionAShortcut(inputChannels: inputChannels, outputChannels: outputChannels, stride: stride)
             : nil
+        self.init(conv1: c1, conv2: c2, shortcut: shortcut, shortcutName: "shortcut", shortcutConsumers: [])
     }
 
     public var children: [Child] {
         var list = inputQuant.children
         list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
                  child("conv2", \.conv2), child("bn2", \.bn2)]
-        if let shortcut { list.append(Child("shortcut", shortcut) { self.shortcut = $0 }) }
+        if let shortcut { list.append(Child(shortcutName, shortcut) { self.shortcut = $0 }) }
         list.append(child("relu2", \.relu2))
         return list
     }
@@ -84,8 +103,12 @@ public final class BasicBlock: Layer, ActivationSharing {
         return inputQuant.backward(dxs)
     }
 
-    /// The block input, read by `conv1` and the shortcut/identity (the option-A shortcut has no weights).
-    public var activationSites: [ActivationSite] { [ActivationSite(slot: inputQuant.name, consumers: ["conv1"])] }
+    /// The block input, read by `conv1`, the shortcut's weight layers (`downsample.0`; option A has none)
+    /// and the identity.
+    public var activationSites: [ActivationSite] {
+        let viaShortcut = shortcut == nil ? [] : shortcutConsumers.map { "\(shortcutName).\($0)" }
+        return [ActivationSite(slot: inputQuant.name, consumers: ["conv1"] + viaShortcut)]
+    }
 
     public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
         try inputQuant.install(layer, at: slot)

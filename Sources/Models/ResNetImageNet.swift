@@ -1,103 +1,26 @@
 import NN
 import Tensors
 
-/// The residual block of the ImageNet ResNet-18 (torchvision `BasicBlock`; the authors' copy is
-/// `TinyImageNet/models/resnet_imagenet.py:41-78`):
-///
-///     z   = bn2(conv2(relu1(bn1(conv1(x))))) + downsample(x)
-///     out = relu2(z)
-///
-/// conv1: 3×3, stride s, pad 1, no bias, C_in → C_out; conv2: 3×3, stride 1, pad 1, no bias.
-/// Shortcut: option B when s ≠ 1 or C_in ≠ C_out (`:193-197`): `downsample` = Sequential(1×1 conv, stride
-/// s, no bias; BatchNorm2d), identity otherwise.
-/// Shapes: x [N, C_in, H, W] → out [N, C_out, (H−1)/s+1, (W−1)/s+1].
-/// Backward: dz = relu2'(dy); dx = main-path backward(dz) + downsample backward(dz) (or + dz).
-///
-/// Children (every slot replaceable): `conv1`, `bn1`, `relu1`, `conv2`, `bn2`, `downsample` (option B
-/// only), `relu2`. PyTorch applies one `relu` module twice; here each application is its own layer
-/// (each saves its own output), so the module paths are `relu1` and `relu2`. Neither has state, so the
-/// state names are torchvision's: `conv1.weight`, `bn1.*`, `conv2.weight`, `bn2.*`, `downsample.0.weight`,
-/// `downsample.1.*`. MQBench's placement (`shareActivationQuantizers`) adds `input_quant` before `conv1`.
-public final class ResNetBasicBlock: Layer, ActivationSharing {
-    /// MQBench's shared fake-quantizer of the block input (`shareActivationQuantizers`): read by `conv1`,
-    /// `downsample.0` and the identity; empty (every other case) reads the input as it is.
-    public let inputQuant = ActivationSlot("input_quant")
-    public internal(set) var conv1: Layer
-    public internal(set) var bn1: Layer
-    public internal(set) var relu1: Layer = ReLU()
-    public internal(set) var conv2: Layer
-    public internal(set) var bn2: Layer
-    /// nil: identity shortcut.
-    public internal(set) var downsample: Layer?
-    public internal(set) var relu2: Layer = ReLU()
-
-    public let inputChannels: Int
-    public let outputChannels: Int
-    public let stride: Int
-
-    /// Convolution weights ~ kaiming_normal_ (fan_out, gain √2), drawn conv1, conv2, downsample.0;
-    /// BN weight 1, bias 0 (`:169-174`).
-    public init(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout RNG) {
-        self.inputChannels = inputChannels
-        self.outputChannels = outputChannels
-        self.stride = stride
-        let c1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
-                        stride: stride, padding: 1, bias: false)
-        let c2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
-                        stride: 1, padding: 1, bias: false)
+extension BasicBlock {
+    /// The ImageNet ResNet-18 block (torchvision `BasicBlock`; the authors' copy is
+    /// `TinyImageNet/models/resnet_imagenet.py:41-78`): the shortcut is option B when s ≠ 1 or C_in ≠ C_out
+    /// (`:193-197`), `downsample` = Sequential(1×1 conv, stride s, no bias; BatchNorm2d); convolution weights
+    /// ~ kaiming_normal_ (fan_out, gain √2), drawn conv1, conv2, downsample.0 (`:169-174`).
+    /// PyTorch applies one `relu` module twice; here each application is its own layer (each saves its own
+    /// output), so the module paths are `relu1` and `relu2`. Neither has state, so the state names are
+    /// torchvision's: `conv1.weight`, `bn1.*`, `conv2.weight`, `bn2.*`, `downsample.0.weight`, `downsample.1.*`.
+    public static func torchvision(inputChannels: Int, outputChannels: Int, stride: Int, rng: inout RNG) -> BasicBlock {
+        let (c1, c2) = convolutions(inputChannels: inputChannels, outputChannels: outputChannels, stride: stride)
         Initialization.kaimingNormalFanOut(c1.weight.value, rng: &rng)
         Initialization.kaimingNormalFanOut(c2.weight.value, rng: &rng)
-        conv1 = c1
-        conv2 = c2
-        bn1 = BatchNorm2d(features: outputChannels)
-        bn2 = BatchNorm2d(features: outputChannels)
+        var downsample: Layer?
         if stride != 1 || inputChannels != outputChannels {
             let d = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 1,
                            stride: stride, padding: 0, bias: false)
             Initialization.kaimingNormalFanOut(d.weight.value, rng: &rng)
             downsample = Sequential([d, BatchNorm2d(features: outputChannels)])
         }
-    }
-
-    public var children: [Child] {
-        var list = inputQuant.children
-        list += [child("conv1", \.conv1), child("bn1", \.bn1), child("relu1", \.relu1),
-                 child("conv2", \.conv2), child("bn2", \.bn2)]
-        if let downsample { list.append(Child("downsample", downsample) { self.downsample = $0 }) }
-        list.append(child("relu2", \.relu2))
-        return list
-    }
-
-    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        let xs = inputQuant.forward(x, mode: mode)
-        var h = conv1.forward(xs, mode: mode)
-        h = bn1.forward(h, mode: mode)
-        h = relu1.forward(h, mode: mode)
-        h = conv2.forward(h, mode: mode)
-        h = bn2.forward(h, mode: mode)
-        let s = downsample?.forward(xs, mode: mode) ?? xs
-        return relu2.forward(add(h, s), mode: mode)
-    }
-
-    public func backward(_ dy: Tensor) -> Tensor {
-        let dz = relu2.backward(dy)
-        var g = bn2.backward(dz)
-        g = conv2.backward(g)
-        g = relu1.backward(g)
-        g = bn1.backward(g)
-        g = conv1.backward(g)
-        let ds = downsample?.backward(dz) ?? dz
-        let dxs = add(g, ds)
-        return inputQuant.backward(dxs)
-    }
-
-    /// The block input, read by `conv1`, `downsample.0` (option B) and the identity (otherwise).
-    public var activationSites: [ActivationSite] {
-        [ActivationSite(slot: inputQuant.name, consumers: downsample == nil ? ["conv1"] : ["conv1", "downsample.0"])]
-    }
-
-    public func installActivationQuantizer(_ layer: Layer, at slot: String) throws {
-        try inputQuant.install(layer, at: slot)
+        return BasicBlock(conv1: c1, conv2: c2, shortcut: downsample, shortcutName: "downsample", shortcutConsumers: ["0"])
     }
 }
 
@@ -115,7 +38,7 @@ public final class ResNetBasicBlock: Layer, ActivationSharing {
 ///
 /// (Sizes rounded up: 64×64 inputs give 32, 16, 16, 8, 4, 2; 224×224 give 112, 56, 56, 28, 14, 7.)
 /// Children, in this order: `conv1`, `bn1`, `relu`, `maxpool`, `layer1` … `layer4`, `avgpool`, `flatten`,
-/// `fc`; stages are `Sequential`s of `ResNetBasicBlock`s named "0", "1". State names are torchvision's:
+/// `fc`; stages are `Sequential`s of `BasicBlock.torchvision` blocks named "0", "1". State names are torchvision's:
 /// `conv1.weight`, `bn1.*`, `layer{1..4}.{0,1}.{conv1,bn1,conv2,bn2}.*`, `layer{2,3,4}.0.downsample.{0,1}.*`,
 /// `fc.{weight,bias}`, with `num_batches_tracked` for every BN, so a torchvision state dict loads strictly.
 /// 200 classes: 11,279,112 parameters (1000 classes: torchvision's 11,689,512).
@@ -165,10 +88,9 @@ public final class ResNetImageNet: Model {
         var stages: [Layer] = []
         var width = 64
         for (s, (planes, n)) in zip(Self.stageWidths, Self.blocksPerStage).enumerated() {
-            var blocks: [ResNetBasicBlock] = []
+            var blocks: [BasicBlock] = []
             for i in 0..<n {
-                blocks.append(ResNetBasicBlock(inputChannels: width, outputChannels: planes,
-                                               stride: i == 0 && s > 0 ? 2 : 1, rng: &rng))
+                blocks.append(.torchvision(inputChannels: width, outputChannels: planes, stride: i == 0 && s > 0 ? 2 : 1, rng: &rng))
                 width = planes
             }
             stages.append(Sequential(blocks))

@@ -33,15 +33,15 @@ struct ImageNetModelTests {
     /// Blocks: the option-B block (stride 2, 1×1 downsample) and the identity block by finite differences.
     @Test func resNetBlockGradients() {
         var rng = RNG(seed: 31)
-        let down = ResNetBasicBlock(inputChannels: 16, outputChannels: 32, stride: 2, rng: &rng)
+        let down = BasicBlock.torchvision(inputChannels: 16, outputChannels: 32, stride: 2, rng: &rng)
         #expect(down.children.map(\.name) == ["conv1", "bn1", "relu1", "conv2", "bn2", "downsample", "relu2"])
         #expect(down.parameters().map(\.name).suffix(3) == ["downsample.0.weight", "downsample.1.weight", "downsample.1.bias"])
         let x = randomTensor([2, 16, 8, 8], seed: 32)
         #expect(down.forward(x, mode: .train).shape == [2, 32, 4, 4])
         let downFailures = smoothCheck.check(down, input: x)
         #expect(downFailures.isEmpty, "\(downFailures.prefix(5))")
-        let identity = ResNetBasicBlock(inputChannels: 16, outputChannels: 16, stride: 1, rng: &rng)
-        #expect(identity.downsample == nil)
+        let identity = BasicBlock.torchvision(inputChannels: 16, outputChannels: 16, stride: 1, rng: &rng)
+        #expect(identity.shortcut == nil && !identity.children.contains { $0.name == "downsample" })
         let failures = smoothCheck.check(identity, input: randomTensor([2, 16, 5, 5], seed: 33))
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }

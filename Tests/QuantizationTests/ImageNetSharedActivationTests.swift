@@ -103,7 +103,7 @@ import TestSupport
         let input: [Int]
         switch kind {
         case "resnet-downsample":
-            block = ResNetBasicBlock(inputChannels: 4, outputChannels: 6, stride: 2, rng: &rng); input = [2, 4, 6, 6]
+            block = BasicBlock.torchvision(inputChannels: 4, outputChannels: 6, stride: 2, rng: &rng); input = [2, 4, 6, 6]
         case "inverted-residual":
             block = InvertedResidual(inputChannels: 4, outputChannels: 4, stride: 1, expansion: 2, rng: &rng); input = [2, 4, 5, 5]
         case "shuffle-stride2":
