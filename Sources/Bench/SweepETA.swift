@@ -67,8 +67,8 @@ public struct SweepETA: Sendable {
 
     /// The SQAKD / baseline cost ratio measured from finished records: for every cell with both (same
     /// dataset, model, quantizer, bits, train_limit, epochs and threads per run), the mean wall seconds
-    /// per epoch of its SQAKD runs over those of its baseline runs; the geometric mean over cells. nil when
-    /// no cell has both.
+    /// per epoch of its SQAKD runs over those of its baseline runs; the geometric mean over cells. Runs of the
+    /// other distillation methods (Table 7 rows sharing the folder) are left out. nil when no cell has both.
     public static func measuredDistillationCost(_ records: [RunRecord]) -> Double? {
         struct Key: Hashable {
             var dataset, model, quantizer: String
@@ -80,7 +80,11 @@ public struct SweepETA: Sendable {
             let k = Key(dataset: c.dataset, model: c.model, quantizer: c.quantizer, bits: c.bits, trainLimit: c.trainLimit,
                         epochs: c.epochs, threads: r.system.threads)
             let s = r.wallSeconds / Double(r.epochs.count)
-            if c.isDistilled { perEpoch[k, default: ([], [])].sqakd.append(s) } else { perEpoch[k, default: ([], [])].baseline.append(s) }
+            switch c.distill {
+            case .sqakd: perEpoch[k, default: ([], [])].sqakd.append(s)
+            case .none: perEpoch[k, default: ([], [])].baseline.append(s)
+            default: continue
+            }
         }
         let ratios = perEpoch.values.compactMap { v -> Double? in
             guard !v.sqakd.isEmpty, !v.baseline.isEmpty else { return nil }

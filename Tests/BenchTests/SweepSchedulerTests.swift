@@ -208,6 +208,11 @@ struct SweepETATests {
         #expect(SweepETA.measuredDistillationCost([record(b1, seconds: 10)]) == nil)
         // One pair: 12/10. A pair at other threads does not mix with it.
         #expect(SweepETA.measuredDistillationCost([record(b1, seconds: 10), record(s1, seconds: 12), record(s2, seconds: 99, threads: 2)]) == 1.2)
+        // Another distillation method's run (a Table 7 row in the same folder) does not count as SQAKD.
+        var kd = record(s1, seconds: 99)
+        kd.config.distill = .kd
+        #expect(SweepETA.measuredDistillationCost([record(b1, seconds: 10), record(s1, seconds: 12), kd]) == 1.2)
+        #expect(SweepETA.measuredDistillationCost([record(b1, seconds: 10), kd]) == nil)
         // Two cells, 1.25 and 0.8: geometric mean 1; teachers are ignored.
         let m = SweepETA.measuredDistillationCost([record(b1, seconds: 8), record(s1, seconds: 10), record(b2, seconds: 10),
                                                    record(s2, seconds: 8), record(plan.teachers[0], seconds: 1000)])
