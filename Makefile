@@ -45,9 +45,10 @@ bench: build
 	/usr/bin/python3 scripts/bench_sqakd_vs_pytorch.py --model resnet20 --bits 2 --batch 128 --threads 2
 
 # Step time of every distillation method relative to EWGS alone, ours vs the authors' PyTorch code (issue 11;
-# about 15 minutes on 2 cores, quiet machine; 20 steps, as PyTorch's step drifts by ±70 ms).
+# each method timed right after its side's EWGS-alone step, 3 rounds, as this CPU drifts 10-20% over minutes;
+# about 25 minutes on 2 cores, quiet machine).
 bench-methods: build
-	/usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --steps 20 --sqakd .build/release/sqakd --json .build/methods-bench.json
+	/usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --steps 5 --rounds 3 --sqakd .build/release/sqakd --json .build/methods-bench.json
 
 # The five Tiny-ImageNet models vs torchvision, 64x64 and 224x224, the paper's batch sizes, 3 alternating rounds
 # at 64x64 (about 35 minutes on 2 cores; quiet machine); rewrites the table in README.md.

@@ -52,8 +52,12 @@ Where `sqakd bench` differs from the authors' step (by design; it shows in the r
 (SQAKD's CE, the feature methods' KL_T), so its fsp main stage is CE alone, without the teacher's forward (no term
 reads it), i.e. our EWGS-alone step; its ft computes no gradient for the Paraphraser.
 
-Timing: `--warmup` untimed steps, then the median of `--steps` (scripts/torch_timing.py). Run it with the machine
-otherwise idle. With `--sqakd`, each of our rows is one `sqakd bench --json` call at the same --warmup/--steps.
+Timing: this CPU's speed drifts by 10-20% over minutes and jumps between seconds, more than most of the
+differences measured here, and two timings a minute apart disagreed even on the sign of the teacher's cost. So each
+method is timed against its side's EWGS-alone step, the two alternating step by step (`--warmup` untimed calls of
+each, then `--steps` timed pairs; ours with `sqakd bench --baseline`, the same alternation in one process), over
+`--rounds` rounds; each round's ratio is median(M)/median(none), and a row reports the medians over rounds and the
+range of the ratios. Run it with the machine otherwise idle.
 
     /usr/bin/python3 scripts/bench_methods_torch.py --threads 2 --sqakd .build/release/sqakd --json .build/methods-bench.json
 
@@ -61,6 +65,7 @@ Prints a Markdown table (one row per method: ms/step and ratio to the EWGS-alone
 ours ≤ theirs); `--json FILE` also writes the measurements there.
 """
 import argparse
+import itertools
 import json
 import math
 import os
@@ -79,7 +84,7 @@ from make_kd_golden import (  # noqa: E402
     Similarity, Translator, VIDLoss, st_pair)
 from reference_models import make  # noqa: E402
 from reference_quant import initialize_quantizers, quantize_resnet, split_parameters  # noqa: E402
-from torch_timing import cpu_name, median_step_seconds  # noqa: E402
+from torch_timing import cpu_name, step_seconds  # noqa: E402
 
 METHODS = ["none", "sqakd", "kd", "at", "nst", "sp", "rkd", "fitnet", "cc", "vid", "fsp", "ft", "crd", "cktf"]
 # (γ, α, β) of γ·CE + α·KL_T + β·L_kd (run_cifar10_resnet20_EWGS+KDs.sh, reference §5.2; kd: `sqakd bench`'s).
@@ -201,6 +206,7 @@ def build_step(method, args):
             t0 = time.perf_counter()
             contrast.append(sampler(samples))
             sampling.append(time.perf_counter() - t0)
+    draws = itertools.cycle(contrast)
     gamma, alpha, beta = WEIGHTS.get(method, (1.0, 0.0, 0.0))
     avgpool = nn.AvgPool2d(8)  # ST.py:16-23, ResNet
     losses = []
@@ -223,7 +229,7 @@ def build_step(method, args):
             return beta * sum(c(f_s, f_t) for f_s, f_t, c in zip(fs[1:-1], ft[1:-1], criterion))
         if method == "ft":
             return beta * criterion(trained[0](fs[-2]), frozen[0](ft[-2], is_factor=True))
-        cidx = contrast.pop(0)
+        cidx = next(draws)  # the pre-drawn batches in turn (every round reuses them)
         if method == "crd":
             return beta * criterion(fs[-1], ft[-1], index, cidx)
         pairs = [st_pair([s], [t], avgpool) for s, t in zip(groups_s, groups_t)]
@@ -254,38 +260,96 @@ def build_step(method, args):
     return step, losses, sampling
 
 
-def pytorch_row(method, args):
-    step, losses, sampling = build_step(method, args)
-    seconds = median_step_seconds(step, args.warmup, args.steps)
+def check_losses(losses, method):
     bad = [float(v) for v in losses if not math.isfinite(float(v))]
     if bad:
         sys.exit(f"error: PyTorch {method}: non-finite loss {bad[0]}")
-    return {"ms": 1000 * seconds, "sampling_ms": 1000 * float(np.median(sampling)) if sampling else None,
-            "last_loss": float(losses[-1])}
 
 
-def ours_ms(binary, method, args):
+def pytorch_pair_ms(base, step, args):
+    """Median ms of the EWGS-alone step and of the method's, `--warmup` untimed calls of each, then `--steps`
+    timed ones alternating base, step, base, step, ..."""
+    for _ in range(args.warmup):
+        base()
+        step()
+    tb, ts = [], []
+    for _ in range(args.steps):
+        tb.append(step_seconds(base, 0, 1)[0])
+        ts.append(step_seconds(step, 0, 1)[0])
+    return 1000 * float(np.median(tb)), 1000 * float(np.median(ts))
+
+
+def ours_pair_ms(binary, method, args):
+    """`sqakd bench --distill M --baseline`: the same alternation inside one process."""
     out = subprocess.run([binary, "bench", "--model", "resnet20", "--batch", str(args.batch), "--quantizer", "ewgs", "--bits", "2",
-                          "--distill", method, "--threads", str(args.threads), "--warmup", str(args.warmup),
+                          "--distill", method, "--baseline", "--threads", str(args.threads), "--warmup", str(args.warmup),
                           "--steps", str(args.steps), "--json"], check=True, capture_output=True, text=True).stdout
-    return float(np.median(json.loads(out.strip().splitlines()[-1])["trainStepMilliseconds"]))
+    r = json.loads(out.strip().splitlines()[-1])
+    return float(np.median(r["baselineStepMilliseconds"])), float(np.median(r["trainStepMilliseconds"]))
+
+
+def measure(methods, args):
+    """Per method and round: PyTorch's EWGS-alone and method steps alternating step by step, then ours the same
+    way (`sqakd bench --baseline`); each round's ratio M/none comes from steps interleaved a second apart, so
+    the CPU's drift (10-20% over minutes on this machine) cancels. A row reports the medians over rounds of the
+    ratios and of the step times, and the range of the ratios."""
+    steps = {m: build_step(m, args) for m in ["none"] + methods}
+    per = {m: {"pytorch_ms": [], "pytorch_none_ms": [], "ours_ms": [], "ours_none_ms": []} for m in methods}
+    for r in range(args.rounds):
+        for m in methods:
+            t = per[m]
+            none_ms, m_ms = pytorch_pair_ms(steps["none"][0], steps[m][0], args)
+            check_losses(steps[m][1], m)
+            t["pytorch_none_ms"].append(none_ms)
+            t["pytorch_ms"].append(m_ms)
+            line = f"round {r + 1}/{args.rounds} {m:7s} PyTorch {m_ms:7.1f} ms ({m_ms / none_ms:.2f}× none)"
+            if args.sqakd:
+                none_ms, m_ms = ours_pair_ms(args.sqakd, m, args)
+                t["ours_none_ms"].append(none_ms)
+                t["ours_ms"].append(m_ms)
+                line += f"   SQAKDBench {m_ms:7.1f} ms ({m_ms / none_ms:.2f}× none)"
+            print(line, flush=True)
+    rows = []
+    for m in methods:
+        t, sampling = per[m], steps[m][2]
+        ratios = [a / b for a, b in zip(t["pytorch_ms"], t["pytorch_none_ms"])]
+        row = {"method": m, "pytorch_ms": float(np.median(t["pytorch_ms"])), "pytorch_none_ms": float(np.median(t["pytorch_none_ms"])),
+               "pytorch_ratio": float(np.median(ratios)), "pytorch_ratio_range": [min(ratios), max(ratios)],
+               "pytorch_sampling_ms": 1000 * float(np.median(sampling)) if sampling else None, "rounds": t}
+        if args.sqakd:
+            ours = [a / b for a, b in zip(t["ours_ms"], t["ours_none_ms"])]
+            row.update({"ours_ms": float(np.median(t["ours_ms"])), "ours_none_ms": float(np.median(t["ours_none_ms"])),
+                        "ours_ratio": float(np.median(ours)), "ours_ratio_range": [min(ours), max(ours)]})
+            row["ours_not_costlier"] = row["ours_ratio"] <= row["pytorch_ratio"]
+        rows.append(row)
+    return rows
 
 
 def table(rows, args):
     ours = args.sqakd is not None
     lines = [f"EWGS W2A2 ResNet-20 training step by distillation method, batch {args.batch}, N {args.data}, "
-             f"{args.threads} threads, {cpu_name()}, torch {torch.__version__}; median of {args.steps} steps after "
-             f"{args.warmup} (`scripts/bench_methods_torch.py`). Ratios are to each side's own EWGS-alone (`none`) row.", ""]
+             f"{args.threads} threads, {cpu_name()}, torch {torch.__version__}; {args.rounds} rounds, in each every method's step "
+             f"alternating with its side's EWGS-alone (`none`) step, {args.steps} timed pairs after {args.warmup} "
+             "(`scripts/bench_methods_torch.py`). Ratios: median(M)/median(none) per round, median over rounds [range].", ""]
     head = "| method | PyTorch ms/step | PyTorch ×none |"
     rule = "|---|---|---|"
     if ours:
         head += " SQAKDBench ms/step | SQAKDBench ×none | ours ≤ theirs |"
         rule += "---|---|---|"
     lines += [head, rule]
+
+    def ratio(r, side):
+        lo, hi = r[f"{side}_ratio_range"]
+        return f"{r[f'{side}_ratio']:.2f}× [{lo:.2f}–{hi:.2f}]"
+    base = rows[0]
+    line = f"| none | {base['pytorch_none_ms']:.1f} | 1 |"
+    if ours:
+        line += f" {base['ours_none_ms']:.1f} | 1 | |"
+    lines.append(line)
     for r in rows:
-        line = f"| {r['method']} | {r['pytorch_ms']:.1f} | {r['pytorch_ratio']:.2f}× |"
+        line = f"| {r['method']} | {r['pytorch_ms']:.1f} | {ratio(r, 'pytorch')} |"
         if ours:
-            line += f" {r['ours_ms']:.1f} | {r['ours_ratio']:.2f}× | {'yes' if r['ours_not_costlier'] else '**no**'} |"
+            line += f" {r['ours_ms']:.1f} | {ratio(r, 'ours')} | {'yes' if r['ours_not_costlier'] else '**no**'} |"
         lines.append(line)
     notes = [f"{r['method']} {r['pytorch_sampling_ms']:.1f} ms" for r in rows if r["pytorch_sampling_ms"] is not None]
     if notes:
@@ -300,38 +364,28 @@ def main():
     ap.add_argument("--data", type=int, default=50000, help="training-set size N (memory-bank rows of crd, cktf)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="rows (none is always timed: the ratios' base)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps of each side per round (alternating with none; medians)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over the methods (medians over rounds)")
+    ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS, help="rows (each timed against none, the ratios' base)")
     ap.add_argument("--sqakd", help="path to the sqakd binary: also time `sqakd bench` for each method")
     ap.add_argument("--json", help="also write the measurements here")
     args = ap.parse_args()
-    if args.batch < 2 or args.steps < 1 or args.warmup < 0 or args.data < args.batch:
-        sys.exit("error: need --batch ≥ 2, --steps ≥ 1, --warmup ≥ 0 and --data ≥ --batch")
+    if args.batch < 2 or args.steps < 1 or args.rounds < 1 or args.warmup < 0 or args.data < args.batch:
+        sys.exit("error: need --batch ≥ 2, --steps ≥ 1, --rounds ≥ 1, --warmup ≥ 0 and --data ≥ --batch")
     if args.sqakd and args.data != 50000:
         sys.exit(f"error: --data {args.data}: `sqakd bench` keeps crd's and cktf's memory banks at 50,000 rows; use the default with --sqakd")
     if args.sqakd and not os.path.exists(args.sqakd):
         sys.exit(f"error: {args.sqakd} not found; run `make build` (or `swift build -c release`) first")
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(False)  # make_kd_golden sets it for its golden files
-    methods = ["none"] + [m for m in METHODS if m in args.methods and m != "none"]
-
-    rows = []
-    for m in methods:
-        r = pytorch_row(m, args)
-        row = {"method": m, "pytorch_ms": r["ms"], "pytorch_sampling_ms": r["sampling_ms"], "pytorch_last_loss": r["last_loss"]}
-        if args.sqakd:
-            row["ours_ms"] = ours_ms(args.sqakd, m, args)
-        rows.append(row)
-        print(f"{m:7s} PyTorch {r['ms']:8.1f} ms" + (f"   SQAKDBench {row['ours_ms']:8.1f} ms" if args.sqakd else ""), flush=True)
-    for r in rows:
-        r["pytorch_ratio"] = r["pytorch_ms"] / rows[0]["pytorch_ms"]
-        if args.sqakd:
-            r["ours_ratio"] = r["ours_ms"] / rows[0]["ours_ms"]
-            r["ours_not_costlier"] = r["ours_ratio"] <= r["pytorch_ratio"]
+    methods = [m for m in METHODS if m in args.methods and m != "none"]
+    if not methods:
+        sys.exit("error: name at least one method other than none (each is timed against none)")
+    rows = measure(methods, args)
     text = table(rows, args)
     print("\n" + text)
     if args.json:
-        config = {k: getattr(args, k) for k in ("batch", "data", "threads", "warmup", "steps", "sqakd")}
+        config = {k: getattr(args, k) for k in ("batch", "data", "threads", "warmup", "steps", "rounds", "sqakd")}
         config.update({"torch": torch.__version__, "cpu": cpu_name()})
         with open(args.json, "w") as f:
             json.dump({"config": config, "rows": rows}, f, indent=1)

@@ -1,3 +1,4 @@
+import Kernels
 import NN
 import Tensors
 
@@ -18,10 +19,11 @@ public struct AttentionObjective: LayerwiseFeatureObjective {
 
     public var name: String { "at" }
 
-    /// One layer: f_s, f_t plain [B, C, H, W] (or [B, C, HW]) → L_layer and dL/df_s (plain, f_s's shape).
+    /// One layer: f_s, f_t [B, C, H, W] (any layout, or plain [B, C, HW]) → L_layer and dL/df_s (f_s's shape and layout,
+    /// so the tap adds it to the incoming gradient without a conversion).
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {
         requireSameMaps(fs, ft, "at")
-        let b = fs.shape[0], c = fs.shape[1], hw = fs.count / (b * c)
+        let b = fs.shape[0], hw = fs.count / (b * fs.shape[1])
         let aS = attention(fs), aT = attention(ft)
         var loss = 0.0
         let scale = 2 / Double(b * hw)
@@ -35,33 +37,52 @@ public struct AttentionObjective: LayerwiseFeatureObjective {
         aS.map.withUnsafeBufferPointer { u in
             da.withUnsafeMutableBufferPointer { normalizeRowsBackward($0.baseAddress!, normalized: u.baseAddress!, norms: aS.norms, n: hw) }
         }
-        let df = Tensor(shape: fs.shape)
-        let k = Float(2) / Float(c)
-        withUnsafeMutablePointers(df, fs) { df, f in
-            for n in 0..<b {
-                for ch in 0..<c {
-                    let o = (n * c + ch) * hw
-                    for i in 0..<hw { df[o + i] = da[n * hw + i] * k * f[o + i] }
-                }
-            }
-        }
-        return (loss, df)
+        return (loss, attentionBackward(da, fs))
     }
 
-    /// a(f) [B, HW] and the row norms before normalisation.
+    /// a(f) [B, HW] and the row norms before normalisation; f in any layout (each position's sum runs over the
+    /// channels in ascending order, in Double, so every layout gives the same bits). Parallel over the batch.
     static func attention(_ f: Tensor) -> (map: [Float], norms: [Double]) {
-        let b = f.shape[0], c = f.shape[1], hw = f.count / (b * c)
+        let b = f.shape[0], c = f.shape[1], hw = f.count / (b * c), bk = f.layout.block
         var q = [Float](repeating: 0, count: b * hw)
         f.withUnsafeBufferPointer { f in
-            for n in 0..<b {
-                for i in 0..<hw {
-                    var s = 0.0
-                    for ch in 0..<c { let v = Double(f[(n * c + ch) * hw + i]); s += v * v }
-                    q[n * hw + i] = Float(s / Double(c))
+            q.withUnsafeMutableBufferPointer { q in
+                parallelFor(b) { n in
+                    var s = [Double](repeating: 0, count: hw)
+                    for cb in 0..<(c / bk) {
+                        let base = (n * (c / bk) + cb) * hw * bk
+                        for i in 0..<hw {
+                            var acc = s[i]
+                            for j in 0..<bk { let v = Double(f[base + i * bk + j]); acc += v * v }
+                            s[i] = acc
+                        }
+                    }
+                    for i in 0..<hw { q[n * hw + i] = Float(s[i] / Double(c)) }
                 }
             }
         }
         let norms = q.withUnsafeMutableBufferPointer { normalizeRows($0.baseAddress!, rows: b, n: hw) }
         return (q, norms)
+    }
+
+    /// dL/df = dL/dq · 2f/C from dL/dq [B, HW] (after the normalisation's backward), in f's layout; parallel over the batch.
+    static func attentionBackward(_ dq: [Float], _ f: Tensor) -> Tensor {
+        let b = f.shape[0], c = f.shape[1], hw = f.count / (b * c), bk = f.layout.block
+        let df = Tensor(shape: f.shape, layout: f.layout, zeroed: false)
+        let k = Float(2) / Float(c)
+        dq.withUnsafeBufferPointer { dq in
+            withUnsafeMutablePointers(df, f) { df, f in
+                parallelFor(b) { n in
+                    for cb in 0..<(c / bk) {
+                        let base = (n * (c / bk) + cb) * hw * bk
+                        for i in 0..<hw {
+                            let g = dq[n * hw + i] * k
+                            for j in 0..<bk { df[base + i * bk + j] = g * f[base + i * bk + j] }
+                        }
+                    }
+                }
+            }
+        }
+        return df
     }
 }

@@ -52,10 +52,10 @@ public struct FactorTransferObjective: Objective {
     /// f_s [B, C_s, H, W] (any layout), f_t [B, C_t, H, W] plain → L and dL/df_s (f_s's layout); accumulates
     /// the Translator's gradients.
     public func loss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {
-        let xs = translator.forward(fs, mode: .train).toLayout(.plain)
-        let xt = paraphraser.encoder.forward(ft, mode: .eval).toLayout(.plain)
+        let xs = translator.forward(fs, mode: .train)
+        let xt = paraphraser.encoder.forward(ft, mode: .eval)
         requireSameMaps(xs, xt, "ft")
-        let b = xs.shape[0], c = xs.shape[1], hw = xs.count / (b * c)
+        let b = xs.shape[0], hw = xs.count / (b * xs.shape[1])
         let aS = AttentionObjective.attention(xs), aT = AttentionObjective.attention(xt)
         var loss = 0.0
         let scale = 1 / Double(b * hw)
@@ -69,16 +69,7 @@ public struct FactorTransferObjective: Objective {
         aS.map.withUnsafeBufferPointer { u in
             da.withUnsafeMutableBufferPointer { normalizeRowsBackward($0.baseAddress!, normalized: u.baseAddress!, norms: aS.norms, n: hw) }
         }
-        let dx = Tensor(shape: xs.shape)
-        let k = Float(2) / Float(c)
-        withUnsafeMutablePointers(dx, xs) { dx, x in
-            for n in 0..<b {
-                for ch in 0..<c {
-                    let o = (n * c + ch) * hw
-                    for i in 0..<hw { dx[o + i] = da[n * hw + i] * k * x[o + i] }
-                }
-            }
-        }
+        let dx = AttentionObjective.attentionBackward(da, xs)
         return (loss, translator.backward(dx))
     }
 

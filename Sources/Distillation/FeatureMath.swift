@@ -20,7 +20,7 @@ public struct FeaturePair: Sendable, Equatable {
 /// each pair's dL/df_s from `layerLoss`.
 public protocol LayerwiseFeatureObjective: Objective {
     var pairs: [FeaturePair] { get }
-    /// One pair: plain f_s, f_t → L_layer and dL/df_s (f_s's shape).
+    /// One pair: f_s, f_t as tapped (any layout) → L_layer and dL/df_s (f_s's shape, any layout: the tap converts).
     static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor)
 }
 
@@ -35,7 +35,7 @@ extension LayerwiseFeatureObjective {
         var total = 0.0
         var d: [String: Tensor] = [:]
         for p in pairs {
-            let (l, g) = Self.layerLoss(student: student.plainFeature(p.student, name), teacher: teacher.plainFeature(p.teacher, name))
+            let (l, g) = Self.layerLoss(student: student.feature(p.student, name), teacher: teacher.feature(p.teacher, name))
             total += l
             d[p.student] = g
         }
@@ -44,10 +44,15 @@ extension LayerwiseFeatureObjective {
 }
 
 extension NetworkOutputs {
+    /// The tapped feature at `path`, in the layout the model produced it.
+    func feature(_ path: String, _ objective: String) -> Tensor {
+        guard let f = features[path] else { preconditionFailure("\(objective): no tapped feature at '\(path)'") }
+        return f
+    }
+
     /// The tapped feature at `path` in plain layout.
     func plainFeature(_ path: String, _ objective: String) -> Tensor {
-        guard let f = features[path] else { preconditionFailure("\(objective): no tapped feature at '\(path)'") }
-        return f.toLayout(.plain)
+        feature(path, objective).toLayout(.plain)
     }
 }
 
@@ -55,14 +60,16 @@ extension NetworkOutputs {
 /// Returns max(‖v_r‖, ε) per row (what the backward needs).
 func normalizeRows(_ v: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Double = 1e-12) -> [Double] {
     var norms = [Double](repeating: 0, count: rows)
-    for r in 0..<rows {
-        let row = v + r * n
-        var s = 0.0
-        for i in 0..<n { s += Double(row[i]) * Double(row[i]) }
-        let d = max(s.squareRoot(), eps)
-        norms[r] = d
-        let inv = 1 / d
-        for i in 0..<n { row[i] = Float(Double(row[i]) * inv) }
+    norms.withUnsafeMutableBufferPointer { norms in
+        parallelFor(rows, minimumPerThread: rowsPerThread(n)) { r in
+            let row = v + r * n
+            var s = 0.0
+            for i in 0..<n { s += Double(row[i]) * Double(row[i]) }
+            let d = max(s.squareRoot(), eps)
+            norms[r] = d
+            let inv = 1 / d
+            for i in 0..<n { row[i] = Float(Double(row[i]) * inv) }
+        }
     }
     return norms
 }
@@ -71,18 +78,24 @@ func normalizeRows(_ v: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Dou
 /// dv = (dn − u·⟨u, dn⟩)/d when ‖v‖ > ε, else dn/ε (the clamp passes no gradient to the norm; torch).
 func normalizeRowsBackward(_ dn: UnsafeMutablePointer<Float>, normalized u: UnsafePointer<Float>, norms: [Double],
                            n: Int, eps: Double = 1e-12) {
-    for r in norms.indices {
-        let g = dn + r * n, ur = u + r * n
-        let d = norms[r]
-        if d > eps {
-            var dot = 0.0
-            for i in 0..<n { dot += Double(ur[i]) * Double(g[i]) }
-            for i in 0..<n { g[i] = Float((Double(g[i]) - Double(ur[i]) * dot) / d) }
-        } else {
-            for i in 0..<n { g[i] = Float(Double(g[i]) / eps) }
+    norms.withUnsafeBufferPointer { norms in
+        parallelFor(norms.count, minimumPerThread: rowsPerThread(n)) { r in
+            let g = dn + r * n, ur = u + r * n
+            let d = norms[r]
+            if d > eps {
+                var dot = 0.0
+                for i in 0..<n { dot += Double(ur[i]) * Double(g[i]) }
+                for i in 0..<n { g[i] = Float((Double(g[i]) - Double(ur[i]) * dot) / d) }
+            } else {
+                for i in 0..<n { g[i] = Float(Double(g[i]) / eps) }
+            }
         }
     }
 }
+
+/// Rows of length n per thread below which the row loops above stay on one thread (each row is independent,
+/// so the split never changes a bit; it only has to pay for the fork).
+private func rowsPerThread(_ n: Int) -> Int { max(1, 8192 / max(1, n)) }
 
 /// `F.smooth_l1_loss(x, y)` (mean, β = 1) over n elements: Σ ℓ(x_i − y_i)/n with ℓ(z) = z²/2 for |z| < 1,
 /// |z| − 1/2 else. Writes dL/dx_i = clamp(x_i − y_i, −1, 1)/n·scale into `dx` and returns the loss.

@@ -19,8 +19,9 @@ public struct NSTObjective: LayerwiseFeatureObjective {
 
     public var name: String { "nst" }
 
-    /// One layer: plain [B, C_s, H, W] and [B, C_t, H, W] (equal B, H, W) → L_layer and dL/df_s.
+    /// One layer: [B, C_s, H, W] and [B, C_t, H, W] (equal B, H, W; any layout) → L_layer and dL/df_s (plain).
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {
+        let fs = fs.toLayout(.plain), ft = ft.toLayout(.plain)
         let b = fs.shape[0], cs = fs.shape[1], ct = ft.shape[1], hw = fs.count / (b * cs)
         precondition(ft.shape[0] == b && ft.count / (b * ct) == hw && Array(fs.shape.dropFirst(2)) == Array(ft.shape.dropFirst(2)),
                      "nst: student feature \(fs.shape) and teacher feature \(ft.shape) differ in batch or spatial size")

@@ -17,8 +17,9 @@ public struct SimilarityObjective: LayerwiseFeatureObjective {
 
     public var name: String { "sp" }
 
-    /// One layer: plain f_s [B, …], f_t [B, …] → L and dL/df_s (f_s's shape).
+    /// One layer: f_s [B, …], f_t [B, …] (any layout) → L and dL/df_s (f_s's shape, plain).
     public static func layerLoss(student fs: Tensor, teacher ft: Tensor) -> (loss: Double, dStudent: Tensor) {
+        let fs = fs.toLayout(.plain), ft = ft.toLayout(.plain)
         let b = fs.shape[0]
         precondition(ft.shape[0] == b, "sp: student batch \(fs.shape) and teacher batch \(ft.shape) differ")
         let ds = fs.count / b, dt = ft.count / b

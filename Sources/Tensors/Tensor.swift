@@ -131,13 +131,19 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.count == 4, "layout conversion needs a 4-D tensor, got \(shape)")
         let out = Tensor(shape: shape, layout: target, zeroed: false)
         let n = shape[0], c = shape[1], hw = shape[2] * shape[3]
-        let bi = layout.block, bo = target.block
+        let bi = layout.block, bo = target.block, tile = max(bi, bo)
+        precondition(c % tile == 0, "layout conversion: \(c) channels in blocks of \(tile)")
         let src = storage, dst = out.storage
-        parallelFor(n * c) { nc in
-            let ni = nc / c, ci = nc % c
-            let si = ((ni * (c / bi) + ci / bi) * hw) * bi + ci % bi
-            let di = ((ni * (c / bo) + ci / bo) * hw) * bo + ci % bo
-            for p in 0..<hw { dst[di + p * bo] = src[si + p * bi] }
+        // One task per (image, group of `tile` channels): both sides of a group are `tile`·hw floats in one
+        // region, read and written position by position: runs of bi contiguous floats on the source side, of bo on the destination.
+        parallelFor(n * (c / tile)) { task in
+            let ni = task / (c / tile), c0 = (task % (c / tile)) * tile
+            for p in 0..<hw {
+                for j in 0..<tile {
+                    let ci = c0 + j
+                    dst[((ni * (c / bo) + ci / bo) * hw + p) * bo + ci % bo] = src[((ni * (c / bi) + ci / bi) * hw + p) * bi + ci % bi]
+                }
+            }
         }
         return out
     }

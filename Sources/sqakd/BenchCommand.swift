@@ -23,10 +23,18 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Quantizer scheme (fp = full precision).") var quantizer: String = "fp"
         @Option(help: "Weight and activation bit-width.") var bits: Int = 32
         @Option(help: "A distillation method (\(DistillationMethod.spellings.joined(separator: ", "))): adds the teacher's forward and the method's loss.") var distill: String = "none"
+        @Flag(help: "With --distill: also time the step without distillation, alternating the two step by step, and report the ratio (what the method costs over the quantizer alone, immune to the CPU's drift between runs).")
+        var baseline = false
         @Option(help: "Timed steps (median reported).") var steps: Int = 10
         @Option var warmup: Int = 3
         @Flag(help: "Print JSON.") var json = false
         @OptionGroup var engine: EngineOptions
+
+        func validate() throws {
+            guard !baseline || distill != DistillationMethod.none.rawValue else {
+                throw ValidationError("--baseline compares a --distill method with the step without it; name one")
+            }
+        }
 
         func run() throws {
             try engine.apply()
@@ -37,7 +45,7 @@ struct BenchCommand: ParsableCommand {
             }
             let classes = classes ?? entry.datasets.first?.classes ?? 10
             let r = try benchmark(model: model, batch: batch, classes: classes, size: size, quantizer: quantizer, bits: bits,
-                                  distill: distill, warmup: warmup, steps: steps)
+                                  distill: distill, baseline: baseline, warmup: warmup, steps: steps)
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.sortedKeys]
@@ -46,6 +54,9 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "%@ %d×%d batch %d threads %d: train %.1f images/s (%.1f ms/step), inference %.1f images/s",
                              model + (quantizer == "fp" ? "" : " \(quantizer) W\(bits)A\(bits)") + (distill == "none" ? "" : " distill \(distill)"), size, size, batch, r.threads, r.trainImagesPerSecond, Double(batch) / r.trainImagesPerSecond * 1000,
                              r.inferenceImagesPerSecond))
+                if let ratio = r.baselineRatio {
+                    print(String(format: "  timed alternately with the step without distillation: %@ costs %.2f× that step", distill, ratio))
+                }
             }
         }
     }
