@@ -23,20 +23,77 @@ public func maxPool2dForward(
             for ow in 0..<Wo {
                 let w0 = max(ow * sW - pW, 0), w1 = min(ow * sW - pW + kW, W)
                 let o = ((plane * Ho + oh) * Wo + ow) * b
-                let yo = y + o, io = argmax + o
-                for l in 0..<b { yo[l] = -.infinity; io[l] = Int32(h0 * W + w0) }
-                if h0 >= h1 || w0 >= w1 { continue }
-                for h in h0..<h1 {
-                    for w in w0..<w1 {
-                        let p = h * W + w
-                        let xp = src + p * b
-                        for l in 0..<b {
-                            let v = xp[l]
-                            if v > yo[l] || v.isNaN { yo[l] = v; io[l] = Int32(p) }
-                        }
-                    }
+                let window = MaxWindow(src: src, W: W, h0: h0, h1: h1, w0: w0, w1: w1)
+                // One vector per window for the blocked layouts (running max and argmax in registers, the
+                // comparison as a lane select: a branch on data mispredicts half the time).
+                switch b {
+                case 8: window.reduce8(y + o, argmax + o)
+                case 16: window.reduce16(y + o, argmax + o)
+                default: window.reduceLanes(b, y + o, argmax + o)
                 }
             }
+        }
+    }
+}
+
+/// One pooling window of one plane [H·W, b]: rows h0..<h1, columns w0..<w1 (possibly empty: then −∞ at the
+/// window's first position).
+private struct MaxWindow {
+    let src: UnsafePointer<Float>
+    let W: Int, h0: Int, h1: Int, w0: Int, w1: Int
+
+    /// b = 8 lanes at once: take v where v > max or v is NaN (PyTorch's rule, per lane). Concrete SIMD types:
+    /// generic SIMD code falls back to the protocol's scalar loops.
+    @inline(__always)
+    func reduce8(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
+        var best = SIMD8<Float>(repeating: -.infinity)
+        var index = SIMD8<Int32>(repeating: Int32(h0 * W + w0))
+        for h in h0..<h1 {
+            for w in w0..<w1 {
+                let p = h * W + w
+                let v = UnsafeRawPointer(src + p * 8).loadUnaligned(as: SIMD8<Float>.self)
+                let take = (v .> best) .| (v .!= v)
+                best.replace(with: v, where: take)
+                index.replace(with: Int32(p), where: take)
+            }
+        }
+        UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: index, as: SIMD8<Int32>.self)
+    }
+
+    /// `reduce8` for b = 16.
+    @inline(__always)
+    func reduce16(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
+        var best = SIMD16<Float>(repeating: -.infinity)
+        var index = SIMD16<Int32>(repeating: Int32(h0 * W + w0))
+        for h in h0..<h1 {
+            for w in w0..<w1 {
+                let p = h * W + w
+                let v = UnsafeRawPointer(src + p * 16).loadUnaligned(as: SIMD16<Float>.self)
+                let take = (v .> best) .| (v .!= v)
+                best.replace(with: v, where: take)
+                index.replace(with: Int32(p), where: take)
+            }
+        }
+        UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(argmax).storeBytes(of: index, as: SIMD16<Int32>.self)
+    }
+
+    /// Any block size, lane by lane (the running max and argmax in locals).
+    @inline(__always)
+    func reduceLanes(_ b: Int, _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
+        for l in 0..<b {
+            var best = -Float.infinity
+            var index = Int32(h0 * W + w0)
+            for h in h0..<h1 {
+                for w in w0..<w1 {
+                    let p = h * W + w
+                    let v = src[p * b + l]
+                    if v > best || v.isNaN { best = v; index = Int32(p) }
+                }
+            }
+            y[l] = best
+            argmax[l] = index
         }
     }
 }

@@ -29,6 +29,14 @@ public enum Threads {
 private struct ParallelContext {
     var n: Int
     var body: (Int) -> Void
+
+    /// This thread's chunk. A method, so that the workers borrow the context in place: copying it out of the
+    /// pointer retained and released the closure on every thread of every call, one refcount that all the
+    /// threads contend for (6% of a ShuffleNet-V2 step at 64×64).
+    func run(thread w: Int, of workers: Int) {
+        let lo = n * w / workers, hi = n * (w + 1) / workers
+        for i in lo..<hi { body(i) }
+    }
 }
 
 /// Runs `body(i)` for i in 0..<n on `Threads.count` threads of the OpenMP pool (the one oneDNN and
@@ -46,10 +54,8 @@ public func parallelFor(_ n: Int, minimumPerThread: Int = 1, _ body: (Int) -> Vo
         var context = ParallelContext(n: n, body: body)
         withUnsafeMutablePointer(to: &context) { ptr in
             GOMP_parallel({ raw in
-                let ctx = raw!.assumingMemoryBound(to: ParallelContext.self).pointee
-                let w = Int(omp_get_thread_num()), workers = Int(omp_get_num_threads())
-                let lo = ctx.n * w / workers, hi = ctx.n * (w + 1) / workers
-                for i in lo..<hi { ctx.body(i) }
+                raw!.assumingMemoryBound(to: ParallelContext.self).pointee
+                    .run(thread: Int(omp_get_thread_num()), of: Int(omp_get_num_threads()))
             }, ptr, UInt32(workers), 0)
         }
     }
