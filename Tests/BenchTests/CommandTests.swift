@@ -1,5 +1,6 @@
 import Foundation
 import Plotting
+import Training
 import Testing
 
 @Suite struct CommandTests {
@@ -38,5 +39,22 @@ import Testing
         #expect(bad.status != 0 && bad.output.contains("--threads"), "\(bad.output)")
         let step = try sqakd(["bench", "--model", "resnet20", "--batch", "4", "--steps", "1", "--warmup", "0", "--json"])
         #expect(step.status == 0 && step.output.contains("trainImagesPerSecond"), "\(step.output)")
+    }
+
+    /// `--baseline` times the method's step and the plain step alternately: as many of each, in the JSON and as
+    /// a ratio in the text; without a method it is a usage error.
+    @Test func benchBaselineAlternates() throws {
+        let common = ["bench", "--model", "resnet20", "--batch", "4", "--quantizer", "ewgs", "--bits", "2", "--distill", "kd",
+                      "--baseline", "--steps", "3", "--warmup", "1"]
+        let json = try sqakd(common + ["--json"])
+        #expect(json.status == 0, "\(json.output)")
+        let line = json.output.split(separator: "\n").last.map(String.init) ?? ""
+        let r = try JSONDecoder().decode(BenchmarkResult.self, from: Data(line.utf8))
+        #expect(r.trainStepMilliseconds.count == 3 && r.baselineStepMilliseconds?.count == 3)
+        #expect((r.baselineRatio ?? 0) > 0)
+        let text = try sqakd(common)
+        #expect(text.status == 0 && text.output.contains("kd costs") && text.output.contains("× that step"), "\(text.output)")
+        let bad = try sqakd(["bench", "--baseline", "--steps", "1"])
+        #expect(bad.status != 0 && bad.output.contains("--baseline"), "\(bad.output)")
     }
 }
