@@ -31,8 +31,11 @@ build:
 	$(SWIFT) build -c release
 
 # The test suite runs optimised (numeric Swift in debug is 10-100x slower); -enable-testing keeps @testable.
+# The tests (and the sqakd processes they start) write their scratch runs under a TMPDIR of their own, removed
+# afterwards: a few smoke sweeps keep GBs of checkpoints, and leftovers of earlier runs once filled the disk.
 test:
-	$(SWIFT) test $(TEST_FLAGS)
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/sqakd-test.XXXXXX") && \
+	TMPDIR=$$tmp $(SWIFT) test $(TEST_FLAGS); status=$$?; rm -rf "$$tmp"; exit $$status
 
 # Kill -9 soak: a tiny run killed at 20 random moments and resumed each time must end bit-identical to an
 # uninterrupted one (about 2 minutes; not part of `make test`, which runs a 3-kill variant).

@@ -55,6 +55,7 @@ import Training
     @Test(arguments: [("table7-cifar10", "table4-cifar10"), ("table7-cifar100", "table4-cifar100")])
     func smokeBudgetOnGeneratedFiles(suite: String, shared: String) throws {
         let data = tempDir("t7data"), results = tempDir("t7")
+        defer { for d in [data, results] { try? FileManager.default.removeItem(at: d) } }  // GBs of checkpoints
         if suite == "table7-cifar10" { makeCIFAR10(root: data) } else { makeCIFAR100(root: data) }
         let run = try sqakd(["sweep", "run", suite, "--budget", "smoke", "--seeds", "1", "--results", results.path,
                              "--data-root", data.path, "--jobs", "2"])

@@ -74,6 +74,7 @@ import Training
     @Test(.enabled(if: FashionTree.available, FashionTree.skipMessage), arguments: ["table5-tiny-imagenet", "table6-tiny-imagenet"])
     func smokeOnTheFashionTree(suite: String) throws {
         let work = tempDir("tiny-smoke"), results = tempDir("tiny-smoke-results")
+        defer { for d in [work, results] { try? FileManager.default.removeItem(at: d) } }  // GBs of checkpoints
         let tree = try FashionTree.make(in: work.path, train: 10, val: 10)
         let data = work.appendingPathComponent("data").path
         let prepared = try sqakd(["data", "prepare", "tiny-imagenet", "--from", tree, "--data-root", data])
