@@ -7,19 +7,26 @@ import Testing
 private let slurmInstalled = ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"]
     .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
 
-/// A single-node cluster on this machine (`scripts/slurm-single-node.sh`) in its own folder, stopped by `stop`.
+/// A single-node cluster on this machine (`scripts/slurm-single-node.sh`) in its own folder, stopped (and the
+/// folder removed) by `stop`. The folder is a short one directly under /tmp, whatever TMPDIR says: slurmd puts
+/// each job step's Unix socket in it (`spool/vm_<job>.<step>`), and a socket path may not exceed 108 bytes (under
+/// `make test`'s TMPDIR the usual temporary folder took job 10's socket to 109, and the step never started).
 private struct Cluster {
     let directory: URL
     var environment: [String: String] { ["SLURM_CONF": directory.appendingPathComponent("slurm.conf").path] }
 
     static func start() throws -> (Cluster?, String) {
-        let c = Cluster(directory: tempDir("slurm-cluster"))
+        let dir = URL(fileURLWithPath: "/tmp/sqakd-slurm-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let c = Cluster(directory: dir)
         let r = try command(URL(fileURLWithPath: "/bin/bash"), ["scripts/slurm-single-node.sh", "start", c.directory.path])
+        if r.status != 0 { c.stop() }
         return (r.status == 0 ? c : nil, r.output)
     }
 
     func stop() {
         _ = try? command(URL(fileURLWithPath: "/bin/bash"), ["scripts/slurm-single-node.sh", "stop", directory.path])
+        try? FileManager.default.removeItem(at: directory)
     }
 }
 
