@@ -27,8 +27,10 @@ public func maxPool2dForward(
                 // One vector per window for the blocked layouts (running max and argmax in registers, the
                 // comparison as a lane select: a branch on data mispredicts half the time).
                 switch b {
-                case 8: window.reduce8(y + o, argmax + o)
-                case 16: window.reduce16(y + o, argmax + o)
+                case 8: window.reduce8(lane0: 0, b: 8, y + o, argmax + o)
+                case 16:
+                    window.reduce8(lane0: 0, b: 16, y + o, argmax + o)
+                    window.reduce8(lane0: 8, b: 16, y + o, argmax + o)
                 default: window.reduceLanes(b, y + o, argmax + o)
                 }
             }
@@ -42,41 +44,23 @@ private struct MaxWindow {
     let src: UnsafePointer<Float>
     let W: Int, h0: Int, h1: Int, w0: Int, w1: Int
 
-    /// b = 8 lanes at once: take v where v > max or v is NaN (PyTorch's rule, per lane). Concrete SIMD types:
-    /// generic SIMD code falls back to the protocol's scalar loops.
+    /// Eight lanes at once, lanes lane0 ..< lane0 + 8 of a block of b (8 or 16): take v where v > max or v is NaN
+    /// (PyTorch's rule, per lane). Concrete SIMD types: generic SIMD code falls back to the protocol's scalar loops.
     @inline(__always)
-    func reduce8(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
+    func reduce8(lane0: Int, b: Int, _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
         var best = SIMD8<Float>(repeating: -.infinity)
         var index = SIMD8<Int32>(repeating: Int32(h0 * W + w0))
         for h in h0..<h1 {
             for w in w0..<w1 {
                 let p = h * W + w
-                let v = UnsafeRawPointer(src + p * 8).loadUnaligned(as: SIMD8<Float>.self)
+                let v = UnsafeRawPointer(src + p * b + lane0).loadUnaligned(as: SIMD8<Float>.self)
                 let take = (v .> best) .| (v .!= v)
                 best.replace(with: v, where: take)
                 index.replace(with: Int32(p), where: take)
             }
         }
-        UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(argmax).storeBytes(of: index, as: SIMD8<Int32>.self)
-    }
-
-    /// `reduce8` for b = 16.
-    @inline(__always)
-    func reduce16(_ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>) {
-        var best = SIMD16<Float>(repeating: -.infinity)
-        var index = SIMD16<Int32>(repeating: Int32(h0 * W + w0))
-        for h in h0..<h1 {
-            for w in w0..<w1 {
-                let p = h * W + w
-                let v = UnsafeRawPointer(src + p * 16).loadUnaligned(as: SIMD16<Float>.self)
-                let take = (v .> best) .| (v .!= v)
-                best.replace(with: v, where: take)
-                index.replace(with: Int32(p), where: take)
-            }
-        }
-        UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(argmax).storeBytes(of: index, as: SIMD16<Int32>.self)
+        UnsafeMutableRawPointer(y + lane0).storeBytes(of: best, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(argmax + lane0).storeBytes(of: index, as: SIMD8<Int32>.self)
     }
 
     /// Any block size, lane by lane (the running max and argmax in locals).
