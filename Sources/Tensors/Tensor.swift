@@ -134,8 +134,8 @@ public final class Tensor: @unchecked Sendable {
         let bi = layout.block, bo = target.block, tile = max(bi, bo)
         precondition(c % tile == 0, "layout conversion: \(c) channels in blocks of \(tile)")
         let src = storage, dst = out.storage
-        // One task per (image, group of `tile` channels): both sides of a group are `tile`·hw floats in one
-        // region, read and written position by position: runs of bi contiguous floats on the source side, of bo on the destination.
+        // One task per (image, group of `tile` channels): both sides of a group are `tile`·hw floats in one region,
+        // read and written position by position (runs of bi contiguous floats on the source side, bo on the other).
         parallelFor(n * (c / tile)) { task in
             let ni = task / (c / tile), c0 = (task % (c / tile)) * tile
             for p in 0..<hw {
