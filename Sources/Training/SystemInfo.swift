@@ -1,19 +1,24 @@
 import Foundation
 import Kernels
 
-/// Provenance stored in every run record: git revision, library versions, CPU, threads.
+/// Provenance stored in every run record: git revision, library versions, CPU, the ISAs oneDNN and OpenBLAS
+/// dispatch to (absent in records made before they were kept), threads.
 public struct SystemInfo: Codable, Equatable, Sendable {
     public var gitRevision: String
     public var gitDirty: Bool
     public var swiftVersion: String
     public var onednnVersion: String
     public var cpu: String
+    /// oneDNN's effective ISA and OpenBLAS's core (`InstructionSets`); bits are reproducible only on the same pair.
+    public var onednnISA: String?
+    public var openblasCore: String?
     public var threads: Int
     public var hostname: String
 
     enum CodingKeys: String, CodingKey {
         case cpu, threads, hostname
         case gitRevision = "git_revision", gitDirty = "git_dirty", swiftVersion = "swift_version", onednnVersion = "onednn_version"
+        case onednnISA = "onednn_isa", openblasCore = "openblas_core"
     }
 
     public static func current() -> SystemInfo {
@@ -26,8 +31,15 @@ public struct SystemInfo: Codable, Equatable, Sendable {
         let swift = "5.x"
         #endif
         return SystemInfo(gitRevision: rev, gitDirty: dirty, swiftVersion: swift,
-                          onednnVersion: dnnlVersion(), cpu: cpuModel(), threads: Threads.count,
+                          onednnVersion: dnnlVersion(), cpu: cpuModel(), onednnISA: InstructionSets.oneDNN,
+                          openblasCore: InstructionSets.openBLAS, threads: Threads.count,
                           hostname: ProcessInfo.processInfo.hostName)
+    }
+
+    /// "oneDNN avx2, OpenBLAS Haswell"; nil when the record predates them.
+    public var instructionSets: String? {
+        guard let onednnISA, let openblasCore else { return nil }
+        return "oneDNN \(onednnISA), OpenBLAS \(openblasCore)"
     }
 
     static func cpuModel() -> String {

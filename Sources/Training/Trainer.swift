@@ -86,8 +86,16 @@ public final class Trainer {
             // training batch in one train-mode forward (BN running statistics move once, as there).
             setup.calibrate(loader.batch(0, epoch: 0, order: loader.order(epoch: 0)).images)
         }
+        let system = SystemInfo.current()
+        if firstEpoch > 0 || initDone > 0, let before = record.system.instructionSets, let now = system.instructionSets,
+           before != now {
+            // Each ISA sums in its own order: from here on the run's numbers are not those of an uninterrupted run.
+            run.appendLog("resumed on other instruction sets (\(before) before, \(now) now): the numbers from here on "
+                          + "differ from an uninterrupted run's; cap them with DNNL_MAX_CPU_ISA / OPENBLAS_CORETYPE to match")
+            progress.finish("warning: \(run.url.lastPathComponent) was trained on \(before) and resumes on \(now)")
+        }
         record.status = "running"
-        record.system = SystemInfo.current()
+        record.system = system
         try run.writeRecord(record)
 
         var epochsThisSession = 0

@@ -109,6 +109,34 @@ private func bytes(_ dir: URL, _ name: String) -> Data? { try? Data(contentsOf: 
         try expectResumesToReference(dir, ref, data, "finished, checkpoints removed")
     }
 
+    /// Records name the ISAs oneDNN and OpenBLAS ran on; a run resumed on other ones says so in its log (its numbers
+    /// from there on are not an uninterrupted run's) and records the new ones. Records from before keep decoding.
+    @Test func resumeOnOtherInstructionSetsIsLogged() throws {
+        let data = try tinyFashionMNIST()
+        let ref = try reference(data)
+        #expect(ref.final.system.onednnISA == InstructionSets.oneDNN && ref.final.system.openblasCore == InstructionSets.openBLAS)
+        #expect(!InstructionSets.oneDNN.isEmpty && InstructionSets.openBLAS != "unknown")
+        let dir = temporaryDirectory("unit-isa")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try copyDirectory(ref.afterEpoch1, dir)
+        let recordURL = dir.appendingPathComponent("record.json")
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: recordURL)) as? [String: Any])
+        var system = try #require(json["system"] as? [String: Any])
+        system["onednn_isa"] = "sse41"
+        json["system"] = system
+        try JSONSerialization.data(withJSONObject: json).write(to: recordURL)
+        let r = try runTrainer(tinyConfig(), dir, data: data)
+        let log = try String(contentsOf: dir.appendingPathComponent("log.txt"), encoding: .utf8)
+        #expect(log.contains("resumed on other instruction sets (oneDNN sse41, OpenBLAS \(InstructionSets.openBLAS) before"), "\(log)")
+        #expect(r.system.onednnISA == InstructionSets.oneDNN)
+
+        // A record of before (no ISA fields) decodes, with none.
+        system["onednn_isa"] = nil
+        system["openblas_core"] = nil
+        let old = try JSONDecoder().decode(SystemInfo.self, from: JSONSerialization.data(withJSONObject: system))
+        #expect(old.onednnISA == nil && old.instructionSets == nil)
+    }
+
     /// A run left in the layout before epoch units (`last.safetensors` + `last.state.safetensors`) resumes
     /// to the same bytes, and its old files go once the next epoch has committed.
     @Test func legacyLayoutResumes() throws {
