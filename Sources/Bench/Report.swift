@@ -204,15 +204,16 @@ public struct Report {
             + "above as a statement about that budget only.\n"
 
         for r in all where shown(r) {
-            let dir = r.runsDirectory.deletingLastPathComponent()
-            let rel = relative(dir, to: reportDirectory)
+            // The suite's tables and plots are in results/<suite>/ (`write`); its runs may be another suite's (`runs_of`).
+            let rel = relative(resultsRoot.appendingPathComponent(r.suite.name), to: reportDirectory)
+            let runs = relative(r.runsDirectory, to: reportDirectory)
             out += "\n---\n\n"
             out += Tables.markdown(r, level: 2)
             let wall = r.cells.values.reduce(0) { $0 + $1.wallSeconds }
-            let runs = r.cells.values.reduce(0) { $0 + $1.records.count }
-            out += "\n\(runs) finished runs, \(formatDuration(wall)) of training in all (sum of the runs' wall times). "
-                + "Files: [`table.md`](\(rel)/table.md), [`table.csv`](\(rel)/table.csv), [`cells.csv`](\(rel)/cells.csv), run records in "
-                + "`\(rel)/runs/`.\n"
+            let finished = r.cells.values.reduce(0) { $0 + $1.records.count }
+            out += "\n\(finished) finished runs, \(formatDuration(wall)) of training in all (sum of the runs' wall times). "
+                + "Files: [`table.md`](\(rel)/table.md), [`table.csv`](\(rel)/table.csv), [`cells.csv`](\(rel)/cells.csv)"
+                + (r.isMethodComparison ? ", [`methods.csv`](\(rel)/methods.csv)" : "") + ", run records in `\(runs)/`.\n"
             var missing: [String] = []
             for k in r.order {
                 if let c = r.cells[k] {

@@ -130,6 +130,26 @@ struct VariantBudgetTests {
         #expect(cells.contains(",cifar-recipe,89.00,0.00,90.00\n"), "\(cells)")
     }
 
+    /// Every link of the report resolves, for a suite with its own runs and for one that reads another's
+    /// (`runs_of`): its tables and plots are in its own folder, its runs in the other's.
+    @Test func everyReportLinkResolvesWithASharedRunsFolder() throws {
+        let (suite, dir) = try variantFixture()
+        let results = dir.appendingPathComponent("results")
+        let yaml = try String(contentsOf: dir.appendingPathComponent("variants.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "name: variants\n", with: "name: reader\nruns_of: variants\n")
+        writeText(yaml, dir.appendingPathComponent("reader.yaml"))
+        let reader = try Suite.load(dir.appendingPathComponent("reader.yaml"))
+        let report = dir.appendingPathComponent("REPORT.md")
+        try Report(suites: [suite, reader], resultsRoot: results, reportFile: report).write()
+        let text = try String(contentsOf: report, encoding: .utf8)
+        let links = text.components(separatedBy: "](").dropFirst().compactMap { $0.split(separator: ")", maxSplits: 1).first.map(String.init) }
+        #expect(links.contains("results/reader/plots/sqakd-gain.png") && links.contains("results/reader/table.md"), "\(links)")
+        for link in links {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(link).path), "broken link \(link)")
+        }
+        #expect(text.contains("run records in `results/variants/runs/`"))
+    }
+
     @Test func staleSuitePlotsAreRemoved() throws {
         let (suite, dir) = try variantFixture()
         let results = dir.appendingPathComponent("results")
