@@ -23,9 +23,10 @@ public struct SystemInfo: Codable, Equatable, Sendable {
 
     public static func current() -> SystemInfo {
         let (rev, dirty) = gitState()
-        #if swift(>=6.3)
+        // The compiler's version (the package builds in the Swift 5 language mode, which `#if swift` would report).
+        #if compiler(>=6.3)
         let swift = "6.3"
-        #elseif swift(>=6.0)
+        #elseif compiler(>=6.0)
         let swift = "6.x"
         #else
         let swift = "5.x"

@@ -116,6 +116,7 @@ private func bytes(_ dir: URL, _ name: String) -> Data? { try? Data(contentsOf: 
         let ref = try reference(data)
         #expect(ref.final.system.onednnISA == InstructionSets.oneDNN && ref.final.system.openblasCore == InstructionSets.openBLAS)
         #expect(!InstructionSets.oneDNN.isEmpty && InstructionSets.openBLAS != "unknown")
+        #expect(ref.final.system.swiftVersion != "5.x", "the compiler's version, not the language mode's")
         let dir = temporaryDirectory("unit-isa")
         defer { try? FileManager.default.removeItem(at: dir) }
         try copyDirectory(ref.afterEpoch1, dir)
