@@ -195,25 +195,38 @@ public struct SuiteResults: Sendable {
         }
     }
 
+    /// The cell's best top-1 minus its column's quantizer alone (the baseline) of the same seed, for every seed
+    /// that both have, in seed order: the paired Δs whose signs say whether the seeds agree.
+    public func seedDeltas(_ cell: CellKey) -> [Double] {
+        guard cell.method != .baseline, !cell.isTeacher, let m = cells[cell], let b = cells[cell.with(.baseline)] else { return [] }
+        let baseline = Dictionary(b.records.compactMap { r in r.bestTop1.map { (r.config.seed, $0) } }, uniquingKeysWith: { a, _ in a })
+        return m.records.sorted { $0.config.seed < $1.config.seed }
+            .compactMap { r in r.bestTop1.flatMap { v in baseline[r.config.seed].map { v - $0 } } }
+    }
+
+    /// True when paired Δs have both signs.
+    public static func signsDisagree(_ deltas: [Double]) -> Bool {
+        deltas.contains(where: { $0 > 0 }) && deltas.contains(where: { $0 < 0 })
+    }
+
     /// What a reader must know before trusting a cell, in words: a label-trained baseline that beats the
     /// teacher its SQAKD twin distils from (the teacher is then a weaker signal than the labels), and seeds
-    /// that disagree about the sign of Δ (SQAKD − baseline, paired by seed).
+    /// that disagree about the sign of Δ (the method − the baseline, paired by seed; every method of a
+    /// method comparison, SQAKD elsewhere).
     public var flags: [String] {
         var out: [String] = []
         for row in rows {
             for col in columns {
                 let b = cells[col.cell(model: row.model, bits: row.bits, method: .baseline)]
-                let s = cells[col.cell(model: row.model, bits: row.bits, method: .sqakd)]
                 let name = "\(row.model) \(col) W\(row.bits)A\(row.bits)"
                 if let b, let t = teacher(row.model), b.best.n > 0, t.best.n > 0, b.best.mean > t.best.mean {
                     out.append(String(format: "%@: the baseline (%.2f) beats its FP teacher (%.2f), so SQAKD distils from a signal weaker "
                                       + "than the labels; Δ here says more about the teacher than about SQAKD.", name, b.best.mean, t.best.mean))
                 }
-                if let b, let s {
-                    let baseline = Dictionary(b.records.compactMap { r in r.bestTop1.map { (r.config.seed, $0) } }, uniquingKeysWith: { a, _ in a })
-                    let deltas = s.records.compactMap { r in r.bestTop1.flatMap { v in baseline[r.config.seed].map { v - $0 } } }
-                    if deltas.contains(where: { $0 > 0 }) && deltas.contains(where: { $0 < 0 }) {
-                        out.append("\(name): the seeds disagree about the sign of Δ (per seed: "
+                for m in suite.methods where m != .baseline {
+                    let deltas = seedDeltas(col.cell(model: row.model, bits: row.bits, method: m))
+                    if Self.signsDisagree(deltas) {
+                        out.append("\(name)\(isMethodComparison ? " \(m.title)" : ""): the seeds disagree about the sign of Δ (per seed: "
                                    + deltas.map { Tables.signed($0) }.joined(separator: ", ") + "); the mean Δ is not a verdict.")
                     }
                 }

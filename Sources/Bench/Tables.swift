@@ -124,17 +124,22 @@ public enum Tables {
         let h = String(repeating: "#", count: level)
         var out = "\(h) Distillation methods\n\nEvery method trains the same quantized student from the same FP teacher with "
             + "the authors' Table 7 weights (reference-implementation.md §5.2). Δ = method − the quantizer alone (best test top-1), "
-            + "Welch's t over seeds; paper Δ = the paper's method − its own quantizer-alone value. Chart: `plots/methods-delta.png`.\n\n"
-        out += "| model | bits | method | best | last | Δ best | paper | paper Δ |\n|---|---|---|---|---|---|---|---|\n"
+            + "Welch's t over seeds; Δ per seed pairs each seed with the quantizer alone of the same seed (signs that disagree "
+            + "make the mean Δ no verdict); paper Δ = the paper's method − its own quantizer-alone value. "
+            + "Chart: `plots/methods-delta.png`.\n\n"
+        out += "| model | bits | method | best | last | Δ best | Δ per seed | paper | paper Δ |\n|---|---|---|---|---|---|---|---|---|\n"
         for g in r.cellGroupsInGrid {
             for m in r.suite.methods {
                 let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
                 let c = r.cells[cell]
                 let d = r.methodDifference(cell)
                 let delta = m == .baseline ? "—" : d.map { "\(signed($0.delta)) (\($0.mark))" } ?? "—"
+                let seeds = r.seedDeltas(cell)
+                let perSeed = seeds.isEmpty ? "—" : seeds.map(signed).joined(separator: ", ")
+                    + (SuiteResults.signsDisagree(seeds) ? " (disagree)" : "")
                 let paperDelta = m == .baseline ? "—" : r.paperDifference(cell).map(signed) ?? "—"
                 out += "| \(g.model) | W\(g.bits)A\(g.bits) | \(methodName(m, g.column)) | \(c.map { $0.best.formatted } ?? "not run") | "
-                    + "\(c.map { $0.last.formatted } ?? "not run") | \(delta) | \(paperText(r, cell)) | \(paperDelta) |\n"
+                    + "\(c.map { $0.last.formatted } ?? "not run") | \(delta) | \(perSeed) | \(paperText(r, cell)) | \(paperDelta) |\n"
             }
         }
         return out
@@ -143,7 +148,7 @@ public enum Tables {
     /// The method comparison as CSV, one row per (model, column, bits, method) of the grid.
     public static func methodsCSV(_ r: SuiteResults) -> String {
         var out = CSV.line(["model", "quantizer", "variant", "bits", "method", "n", "best_mean", "best_std", "last_mean", "last_std",
-                            "delta_best", "delta_best_significance", "paper_top1", "paper_delta"])
+                            "delta_best", "delta_best_significance", "delta_best_per_seed", "paper_top1", "paper_delta"])
         for g in r.cellGroupsInGrid {
             for m in r.suite.methods {
                 let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
@@ -151,6 +156,7 @@ public enum Tables {
                 out += CSV.line([g.model, g.column.quantizer, g.column.variant, "\(g.bits)", m.rawValue, "\(c?.records.count ?? 0)",
                                  c.map { f($0.best.mean) } ?? "", c.map { sd($0.best) } ?? "", c.map { f($0.last.mean) } ?? "",
                                  c.map { sd($0.last) } ?? "", d.map { f($0.delta) } ?? "", d?.mark ?? "",
+                                 r.seedDeltas(cell).map(f).joined(separator: ";"),
                                  r.paper(cell).map(f) ?? "", r.paperDifference(cell).map(f) ?? ""])
             }
         }

@@ -116,6 +116,19 @@ struct ReportTests {
         #expect(doc.contains("Against the paper's numbers: 2 cells"))
     }
 
+    /// "agree" needs a significant Δ in every cell; all above with fewer significant is agreement in direction only.
+    @Test func verdictWording() {
+        var c = Report.ClaimSummary()
+        c.compared = 3; c.higher = 3; c.significantlyHigher = 3
+        #expect(c.verdict == "**agree** with the paper's claim: SQAKD is above its baseline in all 3 cells (significantly in 3)")
+        c.significantlyHigher = 1
+        #expect(c.verdict == "**agree in direction** with the paper's claim: SQAKD is above its baseline in all 3 cells, significantly in only 1")
+        c.significantlyHigher = 0
+        #expect(c.verdict == "**agree in direction** with the paper's claim: SQAKD is above its baseline in all 3 cells, none significantly")
+        c.higher = 1; c.lower = 2; c.significantlyLower = 1
+        #expect(c.verdict.hasPrefix("**disagree** with the paper's claim: SQAKD is below its baseline in 2 of 3 cells (significantly in 1)"))
+    }
+
     @Test func checkPassesOnIdenticalResultsAndFailsOnADoctoredBaseline() throws {
         let (r, dir) = try fixture()
         let new = RegressionCheck.numbers(r)

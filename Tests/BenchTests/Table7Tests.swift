@@ -87,32 +87,38 @@ import Training
     }
 }
 
-/// The method table and chart from synthetic records: Δ per method with Welch's mark, the baseline row
-/// without one, and suites without distillation methods unchanged (no such table, no such chart).
+/// The method table and chart from synthetic records: Δ per method with Welch's mark and per seed, the baseline
+/// row without one, a method whose seeds disagree flagged, and suites without distillation methods unchanged (no
+/// such table, no such chart).
 @Suite struct MethodTableTests {
     @Test func fromRecords() throws {
         let s = try Suite.load(repoRoot.appendingPathComponent("suites/table7-cifar10.yaml"))
         let results = tempDir("t7synth")
         let plan = try Plan(suite: s, budget: "smoke", seeds: 2, resultsRoot: results)
-        let base: [Method: Double] = [.baseline: 80, .sqakd: 82, .at: 79]
+        let base: [Method: Double] = [.baseline: 80, .sqakd: 82, .at: 79, .nst: 80]
         for r in plan.runs {
             guard r.cell.isTeacher || base[r.cell.method] != nil else { continue }
-            let top = r.cell.isTeacher ? 90 : base[r.cell.method]! + Double(r.seed) * 0.5
+            // NST: 81, 79 against the baseline's 80, 80.5: Δ per seed +1.00, −1.50.
+            let top = r.cell.isTeacher ? 90 : r.cell.method == .nst ? 81 - 2 * Double(r.seed) : base[r.cell.method]! + Double(r.seed) * 0.5
             try r.runDirectory.create()
             try r.runDirectory.writeRecord(syntheticRecord(r, curve: [top - 1, top]))
         }
         let loaded = try SuiteResults.load(suite: s, resultsRoot: results, budget: "smoke")
         #expect(loaded.isMethodComparison)
         let md = Tables.methodsMarkdown(loaded, level: 2)
-        #expect(md.contains("| resnet20 | W2A2 | ewgs alone | 80.25 ± 0.35 (n=2) | 80.25 ± 0.35 (n=2) | — | not transcribed | — |"), "\(md)")
-        #expect(md.contains("| resnet20 | W2A2 | SQAKD | 82.25 ± 0.35 (n=2) |") && md.contains("| +2.00 (p<0.05) |"), "\(md)")
-        #expect(md.contains("| resnet20 | W2A2 | AT | 79.25 ± 0.35 (n=2) |") && md.contains("| −1.00 ("), "\(md)")
-        #expect(md.contains("| resnet20 | W2A2 | VID | not run | not run | — |"))
+        #expect(md.contains("| resnet20 | W2A2 | ewgs alone | 80.25 ± 0.35 (n=2) | 80.25 ± 0.35 (n=2) | — | — | not transcribed | — |"), "\(md)")
+        #expect(md.contains("| resnet20 | W2A2 | SQAKD | 82.25 ± 0.35 (n=2) |") && md.contains("| +2.00 (p<0.05) | +2.00, +2.00 |"), "\(md)")
+        #expect(md.contains("| resnet20 | W2A2 | AT | 79.25 ± 0.35 (n=2) |") && md.contains("| −1.00, −1.00 |"), "\(md)")
+        #expect(md.contains("| +1.00, −1.50 (disagree) |"), "\(md)")
+        #expect(md.contains("| resnet20 | W2A2 | VID | not run | not run | — | — |"))
+        #expect(loaded.flags == ["resnet20 ewgs W2A2 NST: the seeds disagree about the sign of Δ (per seed: +1.00, −1.50); "
+                                 + "the mean Δ is not a verdict."], "\(loaded.flags)")
+        #expect(Tables.methodsCSV(loaded).contains(",1.00;-1.50,"), "\(Tables.methodsCSV(loaded))")
         #expect(ReportPlots.files(loaded).contains { $0.name == "methods-delta.png" })
         let chart = ReportPlots.methodsChart(loaded)
-        #expect(chart.bars.map(\.label) == ["SQAKD", "AT"] && chart.bars.map(\.value) == [2, -1])
-        #expect(Report.methodRanking(loaded) == ["resnet20 ewgs W2A2, methods by best top-1: SQAKD 82.25 > ewgs alone 80.25 > AT 79.25; "
-                                                 + "SQAKD ranks 1 of 3; above ewgs alone: 1 of 2 (significantly: SQAKD)"])
+        #expect(chart.bars.map(\.label) == ["SQAKD", "AT", "NST"] && chart.bars.map(\.value) == [2, -1, -0.25])
+        #expect(Report.methodRanking(loaded) == ["resnet20 ewgs W2A2, methods by best top-1: SQAKD 82.25 > ewgs alone 80.25 > NST 80.00 > "
+                                                 + "AT 79.25; SQAKD ranks 1 of 4; above ewgs alone: 1 of 3 (significantly: SQAKD)"])
 
         let t4 = try SuiteResults.load(suite: try Suite.load(repoRoot.appendingPathComponent("suites/table4-cifar10.yaml")),
                                        resultsRoot: results, budget: "smoke")
