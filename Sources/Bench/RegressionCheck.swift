@@ -79,6 +79,20 @@ public struct RegressionCheck {
                 throw SuiteError("\(url.relativePathForDisplay):\(i + 2): malformed row")
             }
             guard r[col("suite")] == suite.name else { return nil }
+            // The check reads the per-seed values; a mean or count that disagrees with them means a hand-edited file,
+            // whose table would show one number while the check tests another.
+            for (name, v) in [("best", best), ("last", last)] {
+                guard let stated = Double(r[col("\(name)_mean")]), !v.isEmpty else { continue }
+                let mean = v.reduce(0, +) / Double(v.count)
+                if abs(stated - mean) > 0.005 + 1e-9 {
+                    throw SuiteError("\(url.relativePathForDisplay):\(i + 2): \(name)_mean \(r[col("\(name)_mean")]) is not the mean of "
+                                     + "\(name)_values (\(Tables.f(mean))): the file was edited by hand; regenerate it with `sqakd report`")
+                }
+            }
+            if let n = Int(r[col("n")]), n != best.count {
+                throw SuiteError("\(url.relativePathForDisplay):\(i + 2): n \(n) but \(best.count) best_values: the file was edited by hand; "
+                                 + "regenerate it with `sqakd report`")
+            }
             let variant = head.contains("variant") ? r[col("variant")] : ""
             return CellNumbers(cell: CellKey(model: r[col("model")], quantizer: r[col("quantizer")], bits: bits, method: method, variant: variant),
                                budget: r[col("budget")], epochs: epochs, best: Summary(best), last: Summary(last))

@@ -140,10 +140,26 @@ struct ReportTests {
         // Also against the records folder itself.
         #expect(gate.compare(new: new, stored: try RegressionCheck.stored(dir.appendingPathComponent("results").path, suite: r.suite, budget: nil)).passed)
 
-        // Doctor the stored EWGS W2A2 SQAKD seeds upwards by 1.5 points: outside max(2σ = 0.5, 0.5).
-        var text = try String(contentsOf: csv, encoding: .utf8)
-        text = text.replacingOccurrences(of: "90.0000;90.2500;90.5000", with: "91.5000;91.7500;92.0000")
-        writeText(text, csv)
+        // Doctor the stored EWGS W2A2 SQAKD seeds upwards by 1.5 points: outside max(2σ = 0.5, 0.5). Values alone
+        // disagree with the file's best_mean: refused as hand-edited, naming the line.
+        let original = try String(contentsOf: csv, encoding: .utf8)
+        writeText(original.replacingOccurrences(of: "90.0000;90.2500;90.5000", with: "91.5000;91.7500;92.0000"), csv)
+        #expect {
+            try RegressionCheck.stored(csv.path, suite: r.suite, budget: nil)
+        } throws: { "\($0)".contains("best_mean 90.25 is not the mean of best_values (91.75): the file was edited by hand") }
+        // The mean alone edited: refused too.
+        writeText(original.replacingOccurrences(of: ",90.25,", with: ",95.25,"), csv)
+        #expect(throws: SuiteError.self) { try RegressionCheck.stored(csv.path, suite: r.suite, budget: nil) }
+        // Values and means doctored together (a consistent file): the check compares and fails the cell.
+        var rows = CSV.parse(original)
+        let head = rows[0]
+        for i in rows.indices.dropFirst() where rows[i][head.firstIndex(of: "best_values")!] == "90.0000;90.2500;90.5000" {
+            for name in ["best", "last"] where rows[i][head.firstIndex(of: "\(name)_values")!] == "90.0000;90.2500;90.5000" {
+                rows[i][head.firstIndex(of: "\(name)_values")!] = "91.5000;91.7500;92.0000"
+                rows[i][head.firstIndex(of: "\(name)_mean")!] = "91.75"
+            }
+        }
+        writeText(rows.map { CSV.line($0) }.joined(), csv)
         let doctored = gate.compare(new: new, stored: try RegressionCheck.stored(csv.path, suite: r.suite, budget: nil))
         #expect(!doctored.passed && doctored.failed == [CellKey(model: "resnet20", quantizer: "ewgs", bits: 2, method: .sqakd)])
         #expect(doctored.lines.contains { $0.hasPrefix("  FAIL  resnet20 ewgs W2A2 SQAKD") })

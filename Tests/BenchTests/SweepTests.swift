@@ -62,7 +62,9 @@ struct SweepTests {
         var rows = try String(contentsOf: cells, encoding: .utf8).split(separator: "\n").map(String.init)
         let i = rows.firstIndex { $0.contains(",ewgs,2,baseline,") }!
         var fields = rows[i].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        fields[15] = "1.0000;1.0000"   // a stored baseline far below any trained one, with no spread
+        // A stored baseline far below any trained one, with no spread (values and their mean, as a consistent file).
+        fields[15] = Array(repeating: "1.0000", count: fields[15].split(separator: ";").count).joined(separator: ";")
+        fields[10] = "1.00"
         rows[i] = fields.joined(separator: ",")
         let doctored = results.appendingPathComponent("doctored.csv")
         writeText(rows.joined(separator: "\n") + "\n", doctored)
