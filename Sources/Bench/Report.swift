@@ -70,6 +70,11 @@ public struct Report {
             try atomicWrite(Data(Tables.methodsCSV(r).utf8), to: url)
             written.append(url)
         }
+        if r.hasVariantColumns {
+            let url = dir.appendingPathComponent("variants.csv")
+            try atomicWrite(Data(Tables.variantsCSV(r).utf8), to: url)
+            written.append(url)
+        }
         written += try ReportPlots.write(r, to: plots)
         let keep = Set(ReportPlots.files(r).map(\.name))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: plots.path)) ?? [] where name.hasSuffix(".png") && !keep.contains(name) {
@@ -182,6 +187,7 @@ public struct Report {
             for l in methodRanking(r) { out += "  - \(l).\n" }
             let flags = r.flags
             if !flags.isEmpty { out += "  - \(flags.count) flag(s) on these cells (listed under the suite's table): read their Δ with care.\n" }
+            for v in r.variantSummaries { out += "  - Variant **\(v.change)** against the released behaviour: \(v.verdict).\n" }
             for lr in labelled[r.suite.name] ?? [] {
                 let lb = lr.suite.budgets.first { $0.name == lr.budgetsUsed[0] }!
                 let lc = Self.claim(lr)
@@ -220,7 +226,8 @@ public struct Report {
             let finished = r.cells.values.reduce(0) { $0 + $1.records.count }
             out += "\n\(finished) finished runs, \(formatDuration(wall)) of training in all (sum of the runs' wall times). "
                 + "Files: [`table.md`](\(rel)/table.md), [`table.csv`](\(rel)/table.csv), [`cells.csv`](\(rel)/cells.csv)"
-                + (r.isMethodComparison ? ", [`methods.csv`](\(rel)/methods.csv)" : "") + ", run records in `\(runs)/`.\n"
+                + (r.isMethodComparison ? ", [`methods.csv`](\(rel)/methods.csv)" : "")
+                + (r.hasVariantColumns ? ", [`variants.csv`](\(rel)/variants.csv)" : "") + ", run records in `\(runs)/`.\n"
             var missing: [String] = []
             for k in r.order {
                 if let c = r.cells[k] {

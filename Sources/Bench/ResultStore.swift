@@ -26,6 +26,11 @@ public struct CellResult: Sendable {
             return tail.isEmpty ? nil : tail.reduce(0, +) / Double(tail.count)
         })
     }
+    /// Test top-1 gained over the last five epochs (the last epoch's minus the sixth-last's), over the seeds
+    /// that ran six epochs or more: how flat a teacher's curve has become.
+    public var lastFiveGain: Summary {
+        Summary(records.compactMap { r in r.epochs.count > 5 ? r.epochs[r.epochs.count - 1].testTop1 - r.epochs[r.epochs.count - 6].testTop1 : nil })
+    }
     /// Test top-1 per epoch, one array per seed.
     public var curves: [[Double]] { records.map { $0.epochs.map(\.testTop1) } }
     public var wallSeconds: Double { records.reduce(0) { $0 + $1.wallSeconds } }
@@ -174,7 +179,63 @@ public struct SuiteResults: Sendable {
     public struct VariantComparison: Sendable {
         public var variant: CellResult
         public var released: CellResult
+        /// What the variant changes: its variant name, or "pact-learnable vs pact" for a `compare_to` column.
+        public var change: String
         public var difference: Difference { Difference(variant.best, minus: released.best) }
+        /// Variant − released best top-1, paired by seed (the same data order and initialisation).
+        public var seedDeltas: [Double] { SuiteResults.pairedDeltas(variant, minus: released) }
+    }
+
+    /// One change (a quirk switched off, another recipe) over every cell it was measured in.
+    public struct VariantSummary: Sendable {
+        public var change: String
+        public var comparisons: [VariantComparison]
+
+        /// The comparisons with a t-test (two seeds or more a side) and those that came out significant.
+        public var tested: [VariantComparison] { comparisons.filter { $0.difference.significant != nil } }
+        public var significant: [VariantComparison] { comparisons.filter { $0.difference.significant == true } }
+
+        /// The significant cells, e.g. "lsq baseline +1.92".
+        public var significantCells: String {
+            significant.map { "\($0.variant.cell.column.quantizer) \($0.variant.cell.method.title) \(Tables.signed($0.difference.delta))" }
+                .joined(separator: ", ")
+        }
+
+        /// Short form for the report's summary: whether the change moves best top-1 significantly, and where.
+        public var verdict: String {
+            if tested.isEmpty { return "no verdict yet (no cell has two seeds a side)" }
+            if significant.isEmpty { return "no significant move (n.s. in all \(Tables.count(tested.count, "tested cell")))" }
+            return "moves best top-1 significantly in \(significant.count) of \(Tables.count(tested.count, "tested cell")) (\(significantCells))"
+        }
+
+        /// One line of words: how far the change moved best top-1, and where significantly.
+        public var sentence: String {
+            var places: [String] = [], methods: [String] = []
+            for c in comparisons {
+                let place = "\(c.variant.cell.column.quantizer) W\(c.variant.cell.bits)A\(c.variant.cell.bits)"
+                if !places.contains(place) { places.append(place) }
+                if !methods.contains(c.variant.cell.method.title) { methods.append(c.variant.cell.method.title) }
+            }
+            let deltas = comparisons.map(\.difference.delta)
+            var out = "**\(change)** (\(places.joined(separator: ", ")); \(methods.joined(separator: " and "))): Δ "
+                + (deltas.count == 1 ? Tables.signed(deltas[0]) : "from \(Tables.signed(deltas.min()!)) to \(Tables.signed(deltas.max()!))")
+                + " over \(Tables.count(comparisons.count, "cell")); " + verdict + "."
+            let untested = comparisons.count - tested.count
+            if untested > 0 && !tested.isEmpty { out += " \(Tables.count(untested, "cell")) still \(untested == 1 ? "lacks" : "lack") two seeds a side." }
+            let disagree = comparisons.filter { SuiteResults.signsDisagree($0.seedDeltas) }.count
+            if disagree > 0 { out += " In \(Tables.count(disagree, "cell")) the seeds disagree about the sign." }
+            return out
+        }
+    }
+
+    /// The variant comparisons grouped by what they change, in table order.
+    public var variantSummaries: [VariantSummary] {
+        var out: [VariantSummary] = []
+        for c in variantComparisons {
+            if let i = out.firstIndex(where: { $0.change == c.change }) { out[i].comparisons.append(c) }
+            else { out.append(VariantSummary(change: c.change, comparisons: [c])) }
+        }
+        return out
     }
 
     /// The released column a column is measured against: the `compare_to` quantizer (or its own) without
@@ -186,22 +247,31 @@ public struct SuiteResults: Sendable {
         return base == column ? nil : base
     }
 
+    /// True when some column is measured against a released one (a variant or a `compare_to`).
+    public var hasVariantColumns: Bool { columns.contains { releasedColumn(of: $0) != nil } }
+
     /// Every variant cell with runs whose released cell has runs too, in table order.
     public var variantComparisons: [VariantComparison] {
         studentCells.compactMap { k in
             guard let base = releasedColumn(of: k.column), let v = cells[k],
                   let r = cells[base.cell(model: k.model, bits: k.bits, method: k.method)] else { return nil }
-            return VariantComparison(variant: v, released: r)
+            return VariantComparison(variant: v, released: r,
+                                     change: k.variant.isEmpty ? "\(k.quantizer) vs \(base.quantizer)" : k.variant)
         }
+    }
+
+    /// `a` − `b` best top-1 for every seed that both have, in seed order.
+    static func pairedDeltas(_ a: CellResult, minus b: CellResult) -> [Double] {
+        let other = Dictionary(b.records.compactMap { r in r.bestTop1.map { (r.config.seed, $0) } }, uniquingKeysWith: { a, _ in a })
+        return a.records.sorted { $0.config.seed < $1.config.seed }
+            .compactMap { r in r.bestTop1.flatMap { v in other[r.config.seed].map { v - $0 } } }
     }
 
     /// The cell's best top-1 minus its column's quantizer alone (the baseline) of the same seed, for every seed
     /// that both have, in seed order: the paired Δs whose signs say whether the seeds agree.
     public func seedDeltas(_ cell: CellKey) -> [Double] {
         guard cell.method != .baseline, !cell.isTeacher, let m = cells[cell], let b = cells[cell.with(.baseline)] else { return [] }
-        let baseline = Dictionary(b.records.compactMap { r in r.bestTop1.map { (r.config.seed, $0) } }, uniquingKeysWith: { a, _ in a })
-        return m.records.sorted { $0.config.seed < $1.config.seed }
-            .compactMap { r in r.bestTop1.flatMap { v in baseline[r.config.seed].map { v - $0 } } }
+        return Self.pairedDeltas(m, minus: b)
     }
 
     /// True when paired Δs have both signs.

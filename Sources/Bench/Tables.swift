@@ -7,6 +7,8 @@ public enum Tables {
     static func f(_ v: Double) -> String { v.isFinite ? String(format: "%.2f", v) : "" }
     /// A spread exists only over two or more seeds.
     static func sd(_ s: Summary) -> String { s.n > 1 ? f(s.std) : "" }
+    /// "1 cell", "3 cells".
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
     static func signed(_ v: Double) -> String { v.isFinite ? String(format: "%+.2f", v).replacingOccurrences(of: "-", with: "−") : "—" }
 
     /// What a cell shows for the paper: its value, or why there is none.
@@ -57,19 +59,47 @@ public enum Tables {
         out += "Budget: " + (budgets.isEmpty ? "no finished runs" : budgets.map { "`\($0.name)` (\($0.summary))" }.joined(separator: "; ")) + ".\n\n"
 
         let five = r.showsTopFive
-        out += "\(h2) Teachers (FP)\n\n| model | budget | epochs | best | last | paper |" + (five ? " best top-5 | paper top-5 |" : "")
-            + "\n|---|---|---|---|---|---|" + (five ? "---|---|" : "") + "\n"
+        out += "\(h2) Teachers (FP)\n\n**gain, last 5 epochs** = the last epoch's test top-1 minus the sixth-last's: near 0 when the "
+            + "teacher has reached its plateau (its curve is in the plots).\n\n"
+            + "| model | budget | epochs | best | last | gain, last 5 epochs | paper |" + (five ? " best top-5 | paper top-5 |" : "")
+            + "\n|---|---|---|---|---|---|---|" + (five ? "---|---|" : "") + "\n"
         for t in r.teacherCells {
             let top5 = paperText(r, t, metric: "top5")
             if let c = r.cells[t] {
-                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(paperText(r, t)) |"
+                let gain = c.lastFiveGain.n == 0 ? "— (under 6 epochs)" : c.lastFiveGain.n == 1 ? signed(c.lastFiveGain.mean)
+                    : "\(signed(c.lastFiveGain.mean)) ± \(f(c.lastFiveGain.std)) (n=\(c.lastFiveGain.n))"
+                out += "| \(t.model) | \(c.budget) | \(c.epochs) | \(c.best.formatted) | \(c.last.formatted) | \(gain) | \(paperText(r, t)) |"
                     + (five ? " \(c.bestTop5.formatted) | \(top5) |" : "") + "\n"
             } else {
-                out += "| \(t.model) | — | — | not run | not run | \(paperText(r, t)) |" + (five ? " not run | \(top5) |" : "") + "\n"
+                out += "| \(t.model) | — | — | not run | not run | — | \(paperText(r, t)) |" + (five ? " not run | \(top5) |" : "") + "\n"
             }
         }
         out += "\n\(h2) Students (QAT)\n\nThe **teacher** column is the best test top-1 of the FP teacher that SQAKD distils from "
-            + "and every student starts from.\n\n| model | bits | teacher |"
+            + "and every student starts from.\n\n"
+        out += r.columns.count > wideColumnLimit ? studentsLong(r, mixedBudgets: mixed) : studentsWide(r, mixedBudgets: mixed)
+        if r.isMethodComparison { out += "\n" + methodsMarkdown(r, level: level + 1) }
+        if r.hasVariantColumns { out += "\n" + variantsMarkdown(r, level: level + 1) }
+        let flags = r.flags
+        out += "\n**Flags:** " + (flags.isEmpty ? "none (no baseline beats its teacher; every cell's seeds agree on the sign of Δ).\n"
+                                    : "\n\n" + flags.map { "- \($0)\n" }.joined())
+        return out
+    }
+
+    /// Column groups beyond which the students table is printed one row per cell (a table 40 columns wide is
+    /// not read); the paper's tables, rows model × bits and a few quantizer columns, stay wide.
+    static let wideColumnLimit = 4
+
+    /// The Δ cell of a (model, column, bits): best and last with their significance.
+    static func deltaText(_ r: SuiteResults, model: String, column: Column, bits: Int) -> String {
+        guard let d = r.difference(model: model, column: column, bits: bits),
+              let dl = r.difference(model: model, column: column, bits: bits, last: true) else { return "—" }
+        return "best \(signed(d.delta)) (\(d.mark))<br>last \(signed(dl.delta)) (\(dl.mark))"
+    }
+
+    /// Rows model × bits, columns quantizer × method (the paper's layout).
+    static func studentsWide(_ r: SuiteResults, mixedBudgets: Bool) -> String {
+        let s = r.suite
+        var out = "| model | bits | teacher |"
         var rule = "|---|---|---|"
         for col in r.columns {
             for m in s.methods { out += " \(col) \(m.title) |"; rule += "---|" }
@@ -81,36 +111,63 @@ public enum Tables {
             for col in r.columns {
                 let inGrid = r.order.contains(col.cell(model: row.model, bits: row.bits, method: s.methods[0]))
                 for m in s.methods {
-                    out += " " + (inGrid ? cellText(r, col.cell(model: row.model, bits: row.bits, method: m), mixedBudgets: mixed) : "—") + " |"
+                    out += " " + (inGrid ? cellText(r, col.cell(model: row.model, bits: row.bits, method: m), mixedBudgets: mixedBudgets) : "—") + " |"
                 }
-                if s.methods.count == 2 {
-                    if inGrid, let d = r.difference(model: row.model, column: col, bits: row.bits),
-                       let dl = r.difference(model: row.model, column: col, bits: row.bits, last: true) {
-                        out += " best \(signed(d.delta)) (\(d.mark))<br>last \(signed(dl.delta)) (\(dl.mark)) |"
-                    } else {
-                        out += " — |"
-                    }
-                }
+                if s.methods.count == 2 { out += " " + (inGrid ? deltaText(r, model: row.model, column: col, bits: row.bits) : "—") + " |" }
             }
             out += "\n"
         }
-        if r.isMethodComparison { out += "\n" + methodsMarkdown(r, level: level + 1) }
-        if r.columns.contains(where: { r.releasedColumn(of: $0) != nil }) {
-            out += "\n\(h2) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
-                + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds.\n\n"
-                + "| model | bits | method | variant | variant | released | Δ |\n|---|---|---|---|---|---|---|\n"
-            let comparisons = r.variantComparisons
-            for c in comparisons {
-                let k = c.variant.cell, base = r.releasedColumn(of: k.column)!
-                let d = c.difference
-                out += "| \(k.model) | W\(k.bits)A\(k.bits) | \(k.method.title) | \(k.column) vs \(base) | \(c.variant.best.formatted) | "
-                    + "\(c.released.best.formatted) | \(signed(d.delta)) (\(d.mark)) |\n"
-            }
-            if comparisons.isEmpty { out += "| — | — | — | no variant has runs beside its released cell yet | | | |\n" }
+        return out
+    }
+
+    /// One row per (model, quantizer column, bits) of the grid, a column per method.
+    static func studentsLong(_ r: SuiteResults, mixedBudgets: Bool) -> String {
+        let s = r.suite
+        var out = "| model | bits | quantizer | teacher |" + s.methods.map { " \($0.title) |" }.joined() + (s.methods.count == 2 ? " Δ |" : "")
+            + "\n|---|---|---|---|" + String(repeating: "---|", count: s.methods.count + (s.methods.count == 2 ? 1 : 0)) + "\n"
+        for g in r.cellGroupsInGrid {
+            out += "| \(g.model) | W\(g.bits)A\(g.bits) | \(g.column) | \(r.teacher(g.model).map { f($0.best.mean) } ?? "not run") |"
+            for m in s.methods { out += " " + cellText(r, g.column.cell(model: g.model, bits: g.bits, method: m), mixedBudgets: mixedBudgets) + " |" }
+            if s.methods.count == 2 { out += " " + deltaText(r, model: g.model, column: g.column, bits: g.bits) + " |" }
+            out += "\n"
         }
-        let flags = r.flags
-        out += "\n**Flags:** " + (flags.isEmpty ? "none (no baseline beats its teacher; every cell's seeds agree on the sign of Δ).\n"
-                                    : "\n\n" + flags.map { "- \($0)\n" }.joined())
+        return out
+    }
+
+    /// Each variant cell against its released cell, then one sentence per change saying whether it moves accuracy.
+    static func variantsMarkdown(_ r: SuiteResults, level: Int) -> String {
+        let h = String(repeating: "#", count: level)
+        var out = "\(h) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
+            + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds; Δ per seed "
+            + "pairs the same seed on both sides.\n\n"
+            + "| model | bits | method | comparison | variant | released | Δ | Δ per seed |\n|---|---|---|---|---|---|---|---|\n"
+        let comparisons = r.variantComparisons
+        for c in comparisons {
+            let k = c.variant.cell, base = r.releasedColumn(of: k.column)!
+            let d = c.difference, seeds = c.seedDeltas
+            out += "| \(k.model) | W\(k.bits)A\(k.bits) | \(k.method.title) | \(k.column) vs \(base) | \(c.variant.best.formatted) | "
+                + "\(c.released.best.formatted) | \(signed(d.delta)) (\(d.mark)) | "
+                + (seeds.isEmpty ? "—" : seeds.map(signed).joined(separator: ", ") + (SuiteResults.signsDisagree(seeds) ? " (disagree)" : "")) + " |\n"
+        }
+        if comparisons.isEmpty { out += "| — | — | — | no variant has runs beside its released cell yet | | | | |\n" }
+        let summaries = r.variantSummaries
+        if !summaries.isEmpty {
+            out += "\n**Which change moves accuracy** (best top-1, Welch's t, p<0.05):\n\n" + summaries.map { "- \($0.sentence)\n" }.joined()
+        }
+        return out
+    }
+
+    /// The variant comparisons as CSV, one row per variant cell with runs beside its released cell.
+    public static func variantsCSV(_ r: SuiteResults) -> String {
+        var out = CSV.line(["model", "bits", "method", "change", "quantizer", "variant", "released_quantizer", "variant_n", "variant_best_mean",
+                            "variant_best_std", "released_n", "released_best_mean", "released_best_std", "delta_best",
+                            "delta_best_significance", "delta_best_per_seed"])
+        for c in r.variantComparisons {
+            let k = c.variant.cell, d = c.difference
+            out += CSV.line([k.model, "\(k.bits)", k.method.rawValue, c.change, k.quantizer, k.variant, c.released.cell.quantizer,
+                             "\(c.variant.best.n)", f(c.variant.best.mean), sd(c.variant.best), "\(c.released.best.n)",
+                             f(c.released.best.mean), sd(c.released.best), f(d.delta), d.mark, c.seedDeltas.map(f).joined(separator: ";")])
+        }
         return out
     }
 

@@ -104,10 +104,71 @@ struct VariantBudgetTests {
         let md = Tables.markdown(r)
         #expect(md.contains("| resnet20 | W4A4 | 90.00 |"))
         #expect(md.contains("last-5 mean 83.10 ± 0.14 (n=2)"))   // mean(81…85) = 83.0, mean(81…84, 86) = 83.2
+        // The teacher's plateau column: its 3 epochs are too few; a 6-epoch curve gains last − first.
+        #expect(md.contains("| resnet20 | reduced | 3 | 90.00 (n=1) | 90.00 (n=1) | — (under 6 epochs) | not in the paper |"), "\(md)")
+        let pactBaseline = r.cells[Column(quantizer: "pact").cell(model: "resnet20", bits: 4, method: .baseline)]!
+        #expect(pactBaseline.lastFiveGain.values == [5, 6])
         #expect(md.contains("**Flags:**") && md.contains("beats its FP teacher"))
         #expect(r.releasedColumn(of: Column(quantizer: "pact", variant: "cifar-recipe")) == Column(quantizer: "pact"))
         #expect(r.releasedColumn(of: Column(quantizer: "pact")) == nil)
-        #expect(md.contains("| resnet20 | W4A4 | baseline | pact (cifar-recipe) vs pact | 91.50 ± 0.71 (n=2) | 85.50 ± 0.71 (n=2) | +6.00 (p<0.05) |"), "\(md)")
+        #expect(md.contains("| resnet20 | W4A4 | baseline | pact (cifar-recipe) vs pact | 91.50 ± 0.71 (n=2) | 85.50 ± 0.71 (n=2) | +6.00 (p<0.05) | +6.00, +6.00 |"), "\(md)")
+        #expect(md.contains("| resnet20 | W4A4 | SQAKD | pact (cifar-recipe) vs pact | 89.00 ± 0.00 (n=2) | 85.75 ± 0.35 (n=2) | +3.25 (p<0.05) | +3.00, +3.50 |"), "\(md)")
+    }
+
+    /// Per change, one sentence: its Δ range and the cells where it moves best top-1 significantly; a change
+    /// whose cells have one seed a side gets no verdict.
+    @Test func eachChangeIsSummarisedWithItsSignificantCells() throws {
+        let (suite, dir) = try variantFixture()
+        let results = dir.appendingPathComponent("results")
+        let r = try SuiteResults.load(suite: suite, resultsRoot: results)
+        let summaries = r.variantSummaries
+        #expect(summaries.map(\.change) == ["cifar-recipe"])
+        #expect(summaries[0].sentence == "**cifar-recipe** (pact W4A4; baseline and SQAKD): Δ from +3.25 to +6.00 over 2 cells; moves best top-1 "
+                + "significantly in 2 of 2 tested cells (pact baseline +6.00, pact SQAKD +3.25).", "\(summaries[0].sentence)")
+        #expect(Tables.markdown(r).contains("**Which change moves accuracy**"))
+        try Report(suites: [suite], resultsRoot: results, reportFile: dir.appendingPathComponent("REPORT.md")).write()
+        let csv = try String(contentsOf: results.appendingPathComponent("variants/variants.csv"), encoding: .utf8)
+        #expect(csv.contains("resnet20,4,baseline,cifar-recipe,pact,cifar-recipe,pact,2,91.50,0.71,2,85.50,0.71,6.00,p<0.05,6.00;6.00\n"), "\(csv)")
+        let report = try String(contentsOf: dir.appendingPathComponent("REPORT.md"), encoding: .utf8)
+        #expect(report.contains("  - Variant **cifar-recipe** against the released behaviour: moves best top-1 significantly in 2 of 2 tested cells"))
+        // At the labelled budget the variant has no runs: nothing to summarise there.
+        let old = try SuiteResults.labelledBudgets(suite: suite, resultsRoot: results)[0]
+        #expect(old.variantSummaries.isEmpty)
+        // One seed a side: a Δ, no verdict.
+        let one = SuiteResults.VariantSummary(change: "x", comparisons: summaries[0].comparisons.map { c in
+            var c = c
+            c.variant.records = Array(c.variant.records.prefix(1))
+            return c
+        })
+        #expect(one.verdict == "no verdict yet (no cell has two seeds a side)")
+    }
+
+    /// Past four quantizer columns the students table has a row per cell; the paper's few-column layout stays wide.
+    @Test func manyColumnsGiveARowPerCell() throws {
+        let (suite, dir) = try variantFixture()
+        let r = try SuiteResults.load(suite: suite, resultsRoot: dir.appendingPathComponent("results"))
+        #expect(Tables.markdown(r).contains("| model | bits | teacher | pact baseline | pact SQAKD | pact Δ |"))
+        let long = Tables.studentsLong(r, mixedBudgets: false)
+        #expect(long.hasPrefix("| model | bits | quantizer | teacher | baseline | SQAKD | Δ |\n"), "\(long)")
+        #expect(long.contains("| resnet20 | W4A4 | pact (cifar-recipe) | 90.00 | best 91.50 ± 0.71 (n=2)<br>"), "\(long)")
+        #expect(long.contains("| best −2.50 (n.s.)<br>last −2.50 (n.s.) |\n"), "\(long)")   // SQAKD 89 − baseline 91.5
+        // Five quantizer columns, no runs yet: the table switches to a row per cell.
+        let wide = tempDir("variants-wide")
+        writeText("""
+            name: wide
+            dataset: fashion-mnist
+            grid:
+              - model: resnet20
+                quantizers: [ewgs, pact, lsq, dorefa, ste]
+                bits: [4]
+            budgets:
+              reduced: {teacher_epochs: 1, student_epochs: 1}
+
+            """, wide.appendingPathComponent("wide.yaml"))
+        let five = try SuiteResults.load(suite: try Suite.load(wide.appendingPathComponent("wide.yaml")), resultsRoot: wide)
+        let md = Tables.markdown(five)
+        #expect(five.columns.count == 5 && md.contains("| model | bits | quantizer | teacher | baseline | SQAKD | Δ |"), "\(md)")
+        #expect(md.contains("| resnet20 | W4A4 | ste | not run | not run | not run | — |"), "\(md)")
     }
 
     @Test func aLabelledBudgetIsReportedOnItsOwnAndNotAsStrays() throws {
