@@ -4,7 +4,8 @@ import Plotting
 /// The PNG plots of a suite's report: test top-1 per epoch for each cell (baseline against SQAKD, and every
 /// other method of a method comparison: mean line with a ±1 std band over seeds, the FP teacher as a
 /// reference line), each teacher's curve, a chart of SQAKD's gain over its baseline per cell, and for a
-/// method comparison (Table 7) a chart of each method's Δ to its baseline (`methods-delta.png`).
+/// method comparison (Table 7) a chart of each method's Δ to its baseline (`methods-delta.png`), for a suite
+/// with variant columns a chart of each variant's Δ to the released behaviour (`variants-delta.png`).
 public enum ReportPlots {
     public struct PlotFile: Sendable {
         public var name: String
@@ -40,6 +41,9 @@ public enum ReportPlots {
         }
         if r.isMethodComparison, r.studentCells.contains(where: { r.methodDifference($0) != nil }) {
             out.append(PlotFile(name: "methods-delta.png", title: "\(r.suite.name): each method − the quantizer alone, best test top-1"))
+        }
+        if !r.variantComparisons.isEmpty {
+            out.append(PlotFile(name: "variants-delta.png", title: "\(r.suite.name): each variant − the released behaviour, best test top-1"))
         }
         for p in pairs(r) {
             out.append(PlotFile(name: curvesFile(p), title: "\(p.model) \(p.column) W\(p.bits)A\(p.bits): test top-1 per epoch, baseline vs SQAKD"))
@@ -82,6 +86,8 @@ public enum ReportPlots {
                 try gainChart(r).writePNG(to: url)
             } else if file.name == "methods-delta.png" {
                 try methodsChart(r).writePNG(to: url)
+            } else if file.name == "variants-delta.png" {
+                try variantsChart(r).writePNG(to: url)
             } else if file.name.hasPrefix("teacher-") {
                 let t = r.teacherCells.first { "teacher-\(slug($0.model)).png" == file.name }!
                 let c = r.cells[t]!
@@ -140,6 +146,23 @@ public enum ReportPlots {
         return BarChart(title: "\(r.suite.name): method − \(baseline) (best test top-1)",
                         xLabel: "method (whiskers: ±1 s.e. over seeds; * p<0.05)", yLabel: "Δ top-1 (points)", bars: bars,
                         legend: [("above the quantizer alone", gainColor), ("below", lossColor)])
+    }
+
+    /// Δ = variant − released (best test top-1) per variant cell, whiskers ±1 s.e. of the difference over
+    /// seeds (both sides need two seeds), * where Welch's t gives p < 0.05.
+    static func variantsChart(_ r: SuiteResults) -> BarChart {
+        let comparisons = r.variantComparisons
+        let oneModel = Set(comparisons.map(\.variant.cell.model)).count == 1
+        let bars = comparisons.map { c -> Bar in
+            let k = c.variant.cell, d = c.difference, a = c.variant.best, b = c.released.best
+            let se: Double? = a.n > 1 && b.n > 1 ? (a.sem * a.sem + b.sem * b.sem).squareRoot() : nil
+            return Bar(label: (oneModel ? "" : "\(k.model) ") + "\(k.column) W\(k.bits)A\(k.bits) \(k.method.title)", value: d.delta,
+                       errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 }, color: d.delta >= 0 ? gainColor : lossColor,
+                       annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : ""))
+        }
+        return BarChart(title: "\(r.suite.name): variant − released behaviour (best test top-1)",
+                        xLabel: "variant cell (whiskers: ±1 s.e. over seeds; * p<0.05)", yLabel: "Δ top-1 (points)", bars: bars,
+                        legend: [("variant above the released code", gainColor), ("below", lossColor)])
     }
 
     static func gainChart(_ r: SuiteResults) -> BarChart {

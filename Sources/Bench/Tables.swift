@@ -139,7 +139,7 @@ public enum Tables {
         let h = String(repeating: "#", count: level)
         var out = "\(h) Variants against the released behaviour\n\nEach variant cell against the same cell of the column it "
             + "varies (the released code's behaviour): Δ = variant − released, best test top-1, Welch's t over seeds; Δ per seed "
-            + "pairs the same seed on both sides.\n\n"
+            + "pairs the same seed on both sides. Chart: `plots/variants-delta.png`.\n\n"
             + "| model | bits | method | comparison | variant | released | Δ | Δ per seed |\n|---|---|---|---|---|---|---|---|\n"
         let comparisons = r.variantComparisons
         for c in comparisons {

@@ -127,6 +127,8 @@ struct VariantBudgetTests {
                 + "significantly in 2 of 2 tested cells (pact baseline +6.00, pact SQAKD +3.25).", "\(summaries[0].sentence)")
         #expect(Tables.markdown(r).contains("**Which change moves accuracy**"))
         try Report(suites: [suite], resultsRoot: results, reportFile: dir.appendingPathComponent("REPORT.md")).write()
+        #expect(FileManager.default.fileExists(atPath: results.appendingPathComponent("variants/plots/variants-delta.png").path))
+        #expect(ReportPlots.variantsChart(r).bars.map(\.label) == ["pact (cifar-recipe) W4A4 baseline", "pact (cifar-recipe) W4A4 SQAKD"])
         let csv = try String(contentsOf: results.appendingPathComponent("variants/variants.csv"), encoding: .utf8)
         #expect(csv.contains("resnet20,4,baseline,cifar-recipe,pact,cifar-recipe,pact,2,91.50,0.71,2,85.50,0.71,6.00,p<0.05,6.00;6.00\n"), "\(csv)")
         let report = try String(contentsOf: dir.appendingPathComponent("REPORT.md"), encoding: .utf8)
