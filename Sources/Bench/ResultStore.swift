@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Training
 
@@ -279,16 +280,31 @@ public struct SuiteResults: Sendable {
         deltas.contains(where: { $0 > 0 }) && deltas.contains(where: { $0 < 0 })
     }
 
-    /// What a reader must know before trusting a cell, in words: a label-trained baseline that beats the
-    /// teacher its SQAKD twin distils from (the teacher is then a weaker signal than the labels), and seeds
-    /// that disagree about the sign of Δ (the method − the baseline, paired by seed; every method of a
-    /// method comparison, SQAKD elsewhere).
+    /// Test top-1 % of guessing: 100 / the dataset's class count; nil for a dataset the registry does not know.
+    public var chanceTop1: Double? { (try? DatasetKind(id: suite.dataset)).map { 100 / Double($0.info.classCount) } }
+
+    /// What a reader must know before trusting a cell, in words: students that stayed near chance (below
+    /// twice the guessing rate: the quantizer did not learn at this budget, and Δ compares two failures), a
+    /// label-trained baseline that beats the teacher its SQAKD twin distils from (the teacher is then a
+    /// weaker signal than the labels), and seeds that disagree about the sign of Δ (the method − the baseline,
+    /// paired by seed; every method of a method comparison, SQAKD elsewhere).
     public var flags: [String] {
         var out: [String] = []
         for row in rows {
             for col in columns {
                 let b = cells[col.cell(model: row.model, bits: row.bits, method: .baseline)]
                 let name = "\(row.model) \(col) W\(row.bits)A\(row.bits)"
+                if let chance = chanceTop1 {
+                    let low = suite.methods.compactMap { m -> String? in
+                        guard let c = cells[col.cell(model: row.model, bits: row.bits, method: m)], c.best.n > 0,
+                              c.best.mean < 2 * chance else { return nil }
+                        return String(format: "%@ %.2f", m.title, c.best.mean)
+                    }
+                    if !low.isEmpty {
+                        out.append("\(name): near chance (\(low.joined(separator: ", ")); guessing gives "
+                                   + String(format: "%.2f", chance) + "): the student did not learn at this budget, so its Δ compares failures.")
+                    }
+                }
                 if let b, let t = teacher(row.model), b.best.n > 0, t.best.n > 0, b.best.mean > t.best.mean {
                     out.append(String(format: "%@: the baseline (%.2f) beats its FP teacher (%.2f), so SQAKD distils from a signal weaker "
                                       + "than the labels; Δ here says more about the teacher than about SQAKD.", name, b.best.mean, t.best.mean))

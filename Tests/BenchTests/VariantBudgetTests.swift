@@ -173,6 +173,37 @@ struct VariantBudgetTests {
         #expect(md.contains("| resnet20 | W4A4 | ste | not run | not run | not run | — |"), "\(md)")
     }
 
+    /// A student below twice the guessing rate (10 % on Fashion-MNIST's 10 classes) is flagged by name.
+    @Test func studentsNearChanceAreFlagged() throws {
+        let dir = tempDir("variants-chance")
+        writeText("""
+            name: chance
+            dataset: fashion-mnist
+            seeds: 1
+            grid:
+              - model: resnet20
+                quantizers: [pact, lsq]
+                bits: [2]
+            budgets:
+              reduced: {teacher_epochs: 1, student_epochs: 2}
+
+            """, dir.appendingPathComponent("chance.yaml"))
+        let suite = try Suite.load(dir.appendingPathComponent("chance.yaml"))
+        let results = dir.appendingPathComponent("results")
+        let curves: [String: [Double]] = [
+            "resnet20/fp/teacher/seed0": [90], "resnet20/pact/W2A2/baseline/seed0": [10, 12.5], "resnet20/pact/W2A2/sqakd/seed0": [11, 30],
+            "resnet20/lsq/W2A2/baseline/seed0": [80, 85], "resnet20/lsq/W2A2/sqakd/seed0": [80, 86],
+        ]
+        for run in try Plan(suite: suite, resultsRoot: results).runs {
+            try run.runDirectory.create()
+            try run.runDirectory.writeRecord(syntheticRecord(run, curve: curves[run.label]!))
+        }
+        let r = try SuiteResults.load(suite: suite, resultsRoot: results)
+        #expect(r.chanceTop1 == 10)
+        #expect(r.flags == ["resnet20 pact W2A2: near chance (baseline 12.50; guessing gives 10.00): the student did not learn at this "
+                            + "budget, so its Δ compares failures."], "\(r.flags)")
+    }
+
     @Test func aLabelledBudgetIsReportedOnItsOwnAndNotAsStrays() throws {
         let (suite, dir) = try variantFixture()
         let results = dir.appendingPathComponent("results")
