@@ -205,8 +205,10 @@ public struct SuiteResults: Sendable {
         /// Short form for the report's summary: whether the change moves best top-1 significantly, and where.
         public var verdict: String {
             if tested.isEmpty { return "no verdict yet (no cell has two seeds a side)" }
-            if significant.isEmpty { return "no significant move (n.s. in all \(Tables.count(tested.count, "tested cell")))" }
-            return "moves best top-1 significantly in \(significant.count) of \(Tables.count(tested.count, "tested cell")) (\(significantCells))"
+            let all = tested.count == 1 ? "the one tested cell" : tested.count == 2 ? "both tested cells" : "all \(tested.count) tested cells"
+            if significant.isEmpty { return "no significant move (n.s. in \(all))" }
+            return "moves best top-1 significantly in " + (significant.count == tested.count ? all
+                : "\(significant.count) of \(Tables.count(tested.count, "tested cell"))") + " (\(significantCells))"
         }
 
         /// One line of words: how far the change moved best top-1, and where significantly.

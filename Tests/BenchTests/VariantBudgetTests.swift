@@ -124,7 +124,7 @@ struct VariantBudgetTests {
         let summaries = r.variantSummaries
         #expect(summaries.map(\.change) == ["cifar-recipe"])
         #expect(summaries[0].sentence == "**cifar-recipe** (pact W4A4; baseline and SQAKD): Δ from +3.25 to +6.00 over 2 cells; moves best top-1 "
-                + "significantly in 2 of 2 tested cells (pact baseline +6.00, pact SQAKD +3.25).", "\(summaries[0].sentence)")
+                + "significantly in both tested cells (pact baseline +6.00, pact SQAKD +3.25).", "\(summaries[0].sentence)")
         #expect(Tables.markdown(r).contains("**Which change moves accuracy**"))
         try Report(suites: [suite], resultsRoot: results, reportFile: dir.appendingPathComponent("REPORT.md")).write()
         #expect(FileManager.default.fileExists(atPath: results.appendingPathComponent("variants/plots/variants-delta.png").path))
@@ -132,7 +132,7 @@ struct VariantBudgetTests {
         let csv = try String(contentsOf: results.appendingPathComponent("variants/variants.csv"), encoding: .utf8)
         #expect(csv.contains("resnet20,4,baseline,cifar-recipe,pact,cifar-recipe,pact,2,91.50,0.71,2,85.50,0.71,6.00,p<0.05,6.00;6.00\n"), "\(csv)")
         let report = try String(contentsOf: dir.appendingPathComponent("REPORT.md"), encoding: .utf8)
-        #expect(report.contains("  - Variant **cifar-recipe** against the released behaviour: moves best top-1 significantly in 2 of 2 tested cells"))
+        #expect(report.contains("  - Variant **cifar-recipe** against the released behaviour: moves best top-1 significantly in both tested cells"))
         // At the labelled budget the variant has no runs: nothing to summarise there.
         let old = try SuiteResults.labelledBudgets(suite: suite, resultsRoot: results)[0]
         #expect(old.variantSummaries.isEmpty)
