@@ -134,12 +134,8 @@ public enum ReportPlots {
             for m in r.suite.methods where m != .baseline {
                 let cell = g.column.cell(model: g.model, bits: g.bits, method: m)
                 guard let d = r.methodDifference(cell), let b = r.cells[cell.with(.baseline)], let c = r.cells[cell] else { continue }
-                var se: Double? = nil
-                if b.best.n > 1 && c.best.n > 1 { se = (b.best.sem * b.best.sem + c.best.sem * c.best.sem).squareRoot() }
                 let label = groups.count == 1 ? m.title : "\(g.model) \(g.column) W\(g.bits)A\(g.bits) \(m.title)"
-                bars.append(Bar(label: label, value: d.delta, errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 },
-                                color: d.delta >= 0 ? gainColor : lossColor,
-                                annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : "")))
+                bars.append(deltaBar(label, d, c.best, minus: b.best))
             }
         }
         let baseline = groups.count == 1 ? "\(groups[0].column) W\(groups[0].bits)A\(groups[0].bits) alone" : "the quantizer alone"
@@ -148,17 +144,23 @@ public enum ReportPlots {
                         legend: [("above the quantizer alone", gainColor), ("below", lossColor)])
     }
 
+    /// A bar of Δ = `a` − `b`: whiskers ±1 s.e. of the difference (both sides need two seeds), coloured by its
+    /// sign, annotated with * where Welch's t gives p < 0.05.
+    static func deltaBar(_ label: String, _ d: Difference, _ a: Summary, minus b: Summary) -> Bar {
+        let se: Double? = a.n > 1 && b.n > 1 ? (a.sem * a.sem + b.sem * b.sem).squareRoot() : nil
+        return Bar(label: label, value: d.delta, errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 },
+                   color: d.delta >= 0 ? gainColor : lossColor, annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : ""))
+    }
+
     /// Δ = variant − released (best test top-1) per variant cell, whiskers ±1 s.e. of the difference over
     /// seeds (both sides need two seeds), * where Welch's t gives p < 0.05.
     static func variantsChart(_ r: SuiteResults) -> BarChart {
         let comparisons = r.variantComparisons
         let oneModel = Set(comparisons.map(\.variant.cell.model)).count == 1
         let bars = comparisons.map { c -> Bar in
-            let k = c.variant.cell, d = c.difference, a = c.variant.best, b = c.released.best
-            let se: Double? = a.n > 1 && b.n > 1 ? (a.sem * a.sem + b.sem * b.sem).squareRoot() : nil
-            return Bar(label: (oneModel ? "" : "\(k.model) ") + "\(k.column) W\(k.bits)A\(k.bits) \(k.method.title)", value: d.delta,
-                       errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 }, color: d.delta >= 0 ? gainColor : lossColor,
-                       annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : ""))
+            let k = c.variant.cell
+            return deltaBar((oneModel ? "" : "\(k.model) ") + "\(k.column) W\(k.bits)A\(k.bits) \(k.method.title)", c.difference,
+                            c.variant.best, minus: c.released.best)
         }
         return BarChart(title: "\(r.suite.name): variant − released behaviour (best test top-1)",
                         xLabel: "variant cell (whiskers: ±1 s.e. over seeds; * p<0.05)", yLabel: "Δ top-1 (points)", bars: bars,
@@ -172,12 +174,8 @@ public enum ReportPlots {
                 guard let d = r.difference(model: row.model, column: q, bits: row.bits) else { continue }
                 let b = r.cells[q.cell(model: row.model, bits: row.bits, method: .baseline)]!
                 let s = r.cells[q.cell(model: row.model, bits: row.bits, method: .sqakd)]!
-                var se: Double? = nil
-                if b.best.n > 1 && s.best.n > 1 { se = (b.best.sem * b.best.sem + s.best.sem * s.best.sem).squareRoot() }
                 let label = r.rows.map(\.model).allSatisfy({ $0 == row.model }) ? "\(q) W\(row.bits)A\(row.bits)" : "\(row.model) \(q) W\(row.bits)A\(row.bits)"
-                bars.append(Bar(label: label, value: d.delta, errorLow: se.map { d.delta - $0 }, errorHigh: se.map { d.delta + $0 },
-                                color: d.delta >= 0 ? gainColor : lossColor,
-                                annotation: String(format: "%+.2f", d.delta) + (d.significant == true ? "*" : "")))
+                bars.append(deltaBar(label, d, s.best, minus: b.best))
             }
         }
         return BarChart(title: "\(r.suite.name): SQAKD − baseline (best test top-1)", xLabel: "cell (whiskers: ±1 s.e. over seeds; * p<0.05)",

@@ -7,6 +7,10 @@ public enum Tables {
     static func f(_ v: Double) -> String { v.isFinite ? String(format: "%.2f", v) : "" }
     /// A spread exists only over two or more seeds.
     static func sd(_ s: Summary) -> String { s.n > 1 ? f(s.std) : "" }
+    /// Paired Δs as "+1.00, −0.50 (disagree)", or "—" when there are none.
+    static func perSeedText(_ deltas: [Double]) -> String {
+        deltas.isEmpty ? "—" : deltas.map(signed).joined(separator: ", ") + (SuiteResults.signsDisagree(deltas) ? " (disagree)" : "")
+    }
     /// "1 cell", "3 cells".
     static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
     static func signed(_ v: Double) -> String { v.isFinite ? String(format: "%+.2f", v).replacingOccurrences(of: "-", with: "−") : "—" }
@@ -144,10 +148,9 @@ public enum Tables {
         let comparisons = r.variantComparisons
         for c in comparisons {
             let k = c.variant.cell, base = r.releasedColumn(of: k.column)!
-            let d = c.difference, seeds = c.seedDeltas
+            let d = c.difference
             out += "| \(k.model) | W\(k.bits)A\(k.bits) | \(k.method.title) | \(k.column) vs \(base) | \(c.variant.best.formatted) | "
-                + "\(c.released.best.formatted) | \(signed(d.delta)) (\(d.mark)) | "
-                + (seeds.isEmpty ? "—" : seeds.map(signed).joined(separator: ", ") + (SuiteResults.signsDisagree(seeds) ? " (disagree)" : "")) + " |\n"
+                + "\(c.released.best.formatted) | \(signed(d.delta)) (\(d.mark)) | \(perSeedText(c.seedDeltas)) |\n"
         }
         if comparisons.isEmpty { out += "| — | — | — | no variant has runs beside its released cell yet | | | | |\n" }
         let summaries = r.variantSummaries
@@ -191,9 +194,7 @@ public enum Tables {
                 let c = r.cells[cell]
                 let d = r.methodDifference(cell)
                 let delta = m == .baseline ? "—" : d.map { "\(signed($0.delta)) (\($0.mark))" } ?? "—"
-                let seeds = r.seedDeltas(cell)
-                let perSeed = seeds.isEmpty ? "—" : seeds.map(signed).joined(separator: ", ")
-                    + (SuiteResults.signsDisagree(seeds) ? " (disagree)" : "")
+                let perSeed = perSeedText(r.seedDeltas(cell))
                 let paperDelta = m == .baseline ? "—" : r.paperDifference(cell).map(signed) ?? "—"
                 out += "| \(g.model) | W\(g.bits)A\(g.bits) | \(methodName(m, g.column)) | \(c.map { $0.best.formatted } ?? "not run") | "
                     + "\(c.map { $0.last.formatted } ?? "not run") | \(delta) | \(perSeed) | \(paperText(r, cell)) | \(paperDelta) |\n"
